@@ -1,0 +1,20 @@
+"""Helpers both wire formats share."""
+
+from __future__ import annotations
+
+from pydantic import ValidationError
+
+from lockgate.errors import GatewayError
+
+
+def validation_error(e: ValidationError) -> GatewayError:
+    """The first problem, named by its JSON path, as a 400."""
+    err = e.errors()[0]
+    path = ".".join(str(p) for p in err["loc"]) or "body"
+    more = f" (and {len(e.errors()) - 1} more problems)" if len(e.errors()) > 1 else ""
+    return GatewayError(400, f"Invalid request: {path}: {err['msg']}{more}", param=path)
+
+
+def sse(data: bytes, event: str | None = None) -> bytes:
+    head = f"event: {event}\n".encode() if event else b""
+    return head + b"data: " + data + b"\n\n"

@@ -1,0 +1,77 @@
+"""`lockgate`: serve the gateway and manage what it enforces."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import typer
+
+from lockgate import config as cfg
+from lockgate.cli import keys, principals
+from lockgate.cli.common import err, fail, open_store
+
+app = typer.Typer(help="lockgate: a gateway that decides, per request, who may use which model under which rules.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+app.add_typer(principals.app, name="principals")
+app.add_typer(keys.app, name="keys")
+
+try:  # the safeguards CLI pulls in heavier dependencies; the gateway runs without it
+    from lockgate.cli import safety
+
+    app.add_typer(safety.app, name="safety")
+except ImportError:  # pragma: no cover
+    pass
+
+
+@app.command()
+def serve(
+    config: str = typer.Option(None, "--config", "-c", help="Config file (YAML). Without it: the embedded default."),
+    host: str = typer.Option(None, help="Bind address [default: 127.0.0.1, or server.host]."),
+    port: int = typer.Option(None, help="Port [default: 8080, or server.port]."),
+    log_level: str = typer.Option("info", help="debug | info | warning | error"),
+) -> None:
+    """Start the gateway."""
+    import uvicorn
+
+    from lockgate.app import create_app
+    from lockgate.store import open_store as _open
+
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        conf = cfg.load(config)
+    except cfg.ConfigError as e:
+        fail(str(e))
+    url = cfg.database_url(conf)
+    try:
+        store = _open(url)
+    except Exception as e:
+        fail(f"cannot open the store at {url.split('@')[-1]}: {type(e).__name__}: {e}")
+    h = host or conf.server.host
+    p = port or conf.server.port
+    err.print(f"lockgate: {len(conf.models)} model(s) [{', '.join(m.name for m in conf.models)}], "
+              f"store {store.engine.dialect.name}, home {cfg.home()}, listening on http://{h}:{p}")
+    uvicorn.run(create_app(conf, store), host=h, port=p, log_level=log_level, access_log=False)
+
+
+@app.command()
+def migrate() -> None:
+    """Bring the store's schema up to date (serve also does this on start)."""
+    store = open_store()
+    err.print(f"store at revision {store.revision()}, schema up to date ({store.engine.dialect.name})")
+
+
+@app.command("check-config")
+def check_config(path: str) -> None:
+    """Validate a config file and print the catalog."""
+    try:
+        conf = cfg.load(path)
+    except cfg.ConfigError as e:
+        fail(str(e))
+    for m in conf.models:
+        typer.echo(f"{m.name}: " + ", ".join(f"{d.provider}:{d.model}" for d in m.deployments))
+
+
+def main() -> None:  # pragma: no cover
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    app()

@@ -1,0 +1,50 @@
+"""Principals: the people and services behind keys and tokens."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from lockgate.identity.keys import NotFound, aware, now
+from lockgate.store import Store
+from lockgate.store.models import Principal
+
+
+class Exists(ValueError):
+    pass
+
+
+def to_dict(p: Principal) -> dict:
+    return {
+        "id": p.id,
+        "name": p.name,
+        "org": p.org,
+        "status": p.status,
+        "created_at": aware(p.created_at).isoformat(),
+        "attributes": p.attributes or {},
+    }
+
+
+def add_principal(store: Store, id: str, name: str = "", org: str | None = None, attributes: dict | None = None) -> dict:
+    with store.change() as s:
+        if s.get(Principal, id) is not None:
+            raise Exists(f"principal {id!r} already exists")
+        p = Principal(id=id, name=name or id, org=org, created_at=now(), attributes=attributes or {}, status="active")
+        s.add(p)
+        s.flush()
+        return to_dict(p)
+
+
+def get_principal(store: Store, id: str) -> dict:
+    with store.session() as s:
+        p = s.get(Principal, id)
+        if p is None:
+            raise NotFound(f"principal {id!r} does not exist")
+        return to_dict(p)
+
+
+def list_principals(store: Store, org: str | None = None) -> list[dict]:
+    with store.session() as s:
+        q = select(Principal).order_by(Principal.id)
+        if org:
+            q = q.where(Principal.org == org)
+        return [to_dict(p) for p in s.scalars(q)]

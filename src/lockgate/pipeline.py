@@ -1,0 +1,102 @@
+"""The request path, in order. Read this file to know what happens to every request.
+
+    identity -> directives -> safeguards.input -> routing+upstream -> safeguards.output -> metering -> audit
+
+A stage implements any of three hooks (see `Stage`):
+  * `on_request(ctx)`   before the upstream call; may annotate ctx, raise GatewayError to end the
+                        request, or return an event stream that answers it (skipping later on_request);
+  * `on_stream(ctx, events)` wraps the answer's event stream (output safeguards, metering);
+  * `on_finish(ctx)`    after the answer ended, however it ended (audit).
+"""
+
+from __future__ import annotations
+
+from typing import AsyncIterator, Protocol
+
+from lockgate.chat import Done, Event
+from lockgate.context import RequestContext
+from lockgate.errors import GatewayError
+
+
+class Stage(Protocol):
+    name: str
+
+    async def on_request(self, ctx: RequestContext) -> AsyncIterator[Event] | None: ...
+
+    def on_stream(self, ctx: RequestContext, events: AsyncIterator[Event]) -> AsyncIterator[Event]: ...
+
+    async def on_finish(self, ctx: RequestContext) -> None: ...
+
+
+class BaseStage:
+    """Default no-op hooks, so a stage writes only the ones it needs."""
+
+    name = "stage"
+
+    async def on_request(self, ctx: RequestContext) -> AsyncIterator[Event] | None:
+        return None
+
+    def on_stream(self, ctx: RequestContext, events: AsyncIterator[Event]) -> AsyncIterator[Event]:
+        return events
+
+    async def on_finish(self, ctx: RequestContext) -> None:
+        return None
+
+
+def build_stages(gateway) -> list[Stage]:
+    """The ordered chain. Adding a capability means adding a stage here, not editing routes."""
+    from lockgate.identity.stage import IdentityStage
+    from lockgate.routing.resolve import ResolveStage
+    from lockgate.routing.stage import RoutingStage
+
+    return [
+        IdentityStage(gateway),  # key or token -> principal with attested attributes
+        ResolveStage(gateway),  # the model asked for is in the catalog
+        RoutingStage(gateway),  # deployment -> provider call, with failover
+    ]
+
+
+class Pipeline:
+    def __init__(self, stages: list[Stage]) -> None:
+        self.stages = stages
+        self._finishers = [s for s in stages if type(s).on_finish is not BaseStage.on_finish]
+        self._wrappers = [s for s in stages if type(s).on_stream is not BaseStage.on_stream]
+
+    async def run(self, ctx: RequestContext) -> AsyncIterator[Event]:
+        """Runs the request hooks; returns the (wrapped) answer stream. Raises GatewayError."""
+        try:
+            for stage in self.stages:
+                answer = await stage.on_request(ctx)
+                if answer is not None:
+                    ctx.events = answer
+                    break
+            if ctx.events is None:
+                raise GatewayError(503, "no stage produced an answer")
+            events = ctx.events
+            for stage in self._wrappers:
+                events = stage.on_stream(ctx, events)
+        except GatewayError as e:
+            ctx.status, ctx.error = e.status, e.message
+            await self.finish(ctx)
+            raise
+        return self._finishing(ctx, events)
+
+    async def _finishing(self, ctx: RequestContext, events: AsyncIterator[Event]) -> AsyncIterator[Event]:
+        try:
+            async for ev in events:
+                if isinstance(ev, Done):
+                    ctx.usage, ctx.finish_reason = ev.usage, ev.finish_reason
+                yield ev
+        except GatewayError as e:
+            ctx.status, ctx.error = e.status, e.message
+            raise
+        except BaseException as e:  # client gone (cancelled) or a bug: still recorded
+            if ctx.error is None:
+                ctx.status, ctx.error = 499 if isinstance(e, GeneratorExit) else 500, type(e).__name__
+            raise
+        finally:
+            await self.finish(ctx)
+
+    async def finish(self, ctx: RequestContext) -> None:
+        for stage in self._finishers:
+            await stage.on_finish(ctx)

@@ -1,0 +1,1 @@
+"""Where a request goes: catalog lookup, deployment choice, the upstream call and failover."""
