@@ -86,10 +86,12 @@ class Config(_Strict):
     models: list[ModelEntry] = Field(default_factory=list)
     # Sections owned by later stages; kept as plain data until their stage reads them.
     identity: dict[str, Any] = Field(default_factory=dict)
+    routing: dict[str, Any] = Field(default_factory=dict)
     directives: dict[str, Any] = Field(default_factory=dict)
     safeguards: dict[str, Any] = Field(default_factory=dict)
     audit: dict[str, Any] = Field(default_factory=dict)
     metering: dict[str, Any] = Field(default_factory=dict)
+    monitor: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _unique_names(self) -> "Config":

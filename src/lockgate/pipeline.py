@@ -2,11 +2,13 @@
 
     identity -> directives -> safeguards.input -> routing+upstream -> safeguards.output -> metering -> audit
 
-A stage implements any of three hooks (see `Stage`):
+A stage implements any of four hooks (see `Stage`):
   * `on_request(ctx)`   before the upstream call; may annotate ctx, raise GatewayError to end the
                         request, or return an event stream that answers it (skipping later on_request);
   * `on_stream(ctx, events)` wraps the answer's event stream (output safeguards, metering);
-  * `on_finish(ctx)`    after the answer ended, however it ended (audit).
+  * `on_finish(ctx)`    after the answer ended, however it ended (audit);
+  * `admit(ctx, model)` may this request be served by `model`? Routing asks before every fallback hop,
+                        so a failover never routes around a directive or a safeguard. Raise `Skip`.
 """
 
 from __future__ import annotations
@@ -18,6 +20,10 @@ from lockgate.context import RequestContext
 from lockgate.errors import GatewayError
 
 
+class Skip(Exception):
+    """Raised by `admit`: this model may not serve this request (the reason goes on the hop record)."""
+
+
 class Stage(Protocol):
     name: str
 
@@ -26,6 +32,8 @@ class Stage(Protocol):
     def on_stream(self, ctx: RequestContext, events: AsyncIterator[Event]) -> AsyncIterator[Event]: ...
 
     async def on_finish(self, ctx: RequestContext) -> None: ...
+
+    async def admit(self, ctx: RequestContext, model: str) -> None: ...
 
 
 class BaseStage:
@@ -40,6 +48,9 @@ class BaseStage:
         return events
 
     async def on_finish(self, ctx: RequestContext) -> None:
+        return None
+
+    async def admit(self, ctx: RequestContext, model: str) -> None:
         return None
 
 
@@ -61,6 +72,15 @@ class Pipeline:
         self.stages = stages
         self._finishers = [s for s in stages if type(s).on_finish is not BaseStage.on_finish]
         self._wrappers = [s for s in stages if type(s).on_stream is not BaseStage.on_stream]
+        self._admitters = [s for s in stages if type(s).admit is not BaseStage.admit]
+
+    def stage(self, name: str):
+        return next((s for s in self.stages if s.name == name), None)
+
+    async def admit(self, ctx: RequestContext, model: str) -> None:
+        """Every rule that applies to `model`, re-checked for a fallback hop. Raises Skip."""
+        for stage in self._admitters:
+            await stage.admit(ctx, model)
 
     async def run(self, ctx: RequestContext) -> AsyncIterator[Event]:
         """Runs the request hooks; returns the (wrapped) answer stream. Raises GatewayError."""

@@ -79,6 +79,9 @@ class LocalProvider(Provider):
                     put(GatewayError(400, f"The conversation ({prompt_tokens} tokens) does not fit the model's "
                                           f"context of {llm.n_ctx()} tokens."))
                     return
+            # Re-evaluate the prompt from scratch: reusing a cached prefix changes the float rounding and
+            # with it the greedy choice, and temperature 0 must be deterministic.
+            llm.reset()
             stream = llm.create_chat_completion(
                 messages=msgs, stream=True, max_tokens=max_tokens,
                 temperature=req.temperature if req.temperature is not None else 0.7,
