@@ -45,6 +45,15 @@ class Price(_Strict):
     output_per_mtok: float = 0.0
 
 
+class AccessRule(_Strict):
+    """Who may use a catalog model, as a Cedar condition; everyone else is re-routed or denied."""
+
+    allow_when: str  # e.g. principal.programs.contains("glasswing")
+    effect: Literal["reroute", "deny"] = "deny"
+    fallback: str | None = None
+    notice: str = ""
+
+
 class ModelEntry(_Strict):
     name: str
     description: str = ""
@@ -54,6 +63,7 @@ class ModelEntry(_Strict):
     safeguards: str | None = None  # profile name
     default_max_tokens: int = 1024
     resume: bool = False
+    access: AccessRule | None = None
 
     @model_validator(mode="before")
     @classmethod

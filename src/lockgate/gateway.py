@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Callable
 
 from anyio import to_thread
@@ -36,6 +37,7 @@ class Gateway:
             self._by_model[m.name] = provs
         self._listeners: list[Callable[[], None]] = []
         self.revision = -1
+        self.last_sync = time.monotonic()  # last successful read of the store's revision
         self._tasks: list[asyncio.Task] = []
         self.pipeline = Pipeline(build_stages(self))
 
@@ -57,6 +59,7 @@ class Gateway:
             await asyncio.sleep(POLL_SECONDS)
             try:
                 self._changed(await to_thread.run_sync(self.store.revision))
+                self.last_sync = time.monotonic()
             except Exception as e:  # a store outage must not kill the watcher
                 log.warning("revision poll failed: %s", e)
 

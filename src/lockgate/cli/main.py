@@ -8,13 +8,14 @@ import os
 import typer
 
 from lockgate import config as cfg
-from lockgate.cli import keys, principals
+from lockgate.cli import directive, keys, principals
 from lockgate.cli.common import err, fail, open_store
 
 app = typer.Typer(help="lockgate: a gateway that decides, per request, who may use which model under which rules.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
 app.add_typer(principals.app, name="principals")
 app.add_typer(keys.app, name="keys")
+app.add_typer(directive.app, name="directive")
 
 try:  # the safeguards CLI pulls in heavier dependencies; the gateway runs without it
     from lockgate.cli import safety

@@ -51,3 +51,58 @@ def show(id: str) -> None:
     p["keys"] = [k.to_dict() for k in keys.list_keys(store, id)]
     print_json(p)
 
+
+@app.command("import")
+def import_(file: str = typer.Argument(..., help="CSV with columns " + ",".join(
+        ["id", "name", "org", "citizenships", "permanent_residence", "protected_individual", "programs",
+         "assurance", "verified_at", "expires_at"]))) -> None:
+    """Upsert principals and their attested facts from a CSV (all rows or none)."""
+    from pathlib import Path
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from lockgate.identity.importer import ImportError_, import_csv, parse_rows
+
+    path = Path(file)
+    if not path.is_file():
+        fail(f"{file}: no such file")
+    store = open_store()
+    try:
+        total = len(parse_rows(path))
+        with Progress(TextColumn("importing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      console=err, transient=True) as bar:
+            task = bar.add_task("import", total=total)
+            counts = import_csv(store, path, progress=lambda n: bar.advance(task, n))
+    except ImportError_ as e:
+        fail(f"{file}: {e}; nothing was imported")
+    err.print(f"imported {counts['rows']} row(s): {counts['created']} created, {counts['updated']} updated")
+
+
+@app.command("attest")
+def attest(
+    id: str,
+    fact: str = typer.Option(..., help="citizenships | permanent_residence | protected_individual | programs"),
+    value: str = typer.Option(..., help="e.g. US;CA for citizenships, US, true, glasswing"),
+    assurance: str = typer.Option("org", help="self | org | kyc"),
+    reference: str = typer.Option(None, help="Contract, HR record or KYC case the attestation rests on."),
+    by: str = typer.Option(None, "--by", help="Who attests (an org admin)."),
+    expires: str = typer.Option(None, help="ISO 8601 expiry."),
+) -> None:
+    """Record an attested fact about a principal, with its provenance."""
+    from datetime import datetime
+
+    from pydantic import ValidationError
+
+    from lockgate.identity.attributes import AttestationIn
+
+    try:
+        a = AttestationIn(fact=fact, value=value, assurance=assurance, reference=reference, attested_by=by,
+                          source=f"attestation:{by or 'cli'}",
+                          expires_at=datetime.fromisoformat(expires.replace("Z", "+00:00")) if expires else None)
+        p = principals.attest(open_store(), id, a)
+    except (ValidationError, ValueError) as e:
+        fail(str(e).splitlines()[0] if isinstance(e, ValidationError) else str(e))
+    except keys.NotFound as e:
+        fail(str(e))
+    err.print(f"attested {fact} for [bold]{id}[/] at {assurance} level")
+    print_json(p)

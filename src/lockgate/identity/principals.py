@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from sqlalchemy import select
 
 from lockgate.identity.keys import NotFound, aware, now
 from lockgate.store import Store
 from lockgate.store.models import Principal
+
+if TYPE_CHECKING:
+    from lockgate.identity.attributes import AttestationIn
 
 
 class Exists(ValueError):
@@ -48,3 +53,19 @@ def list_principals(store: Store, org: str | None = None) -> list[dict]:
         if org:
             q = q.where(Principal.org == org)
         return [to_dict(p) for p in s.scalars(q)]
+
+
+def attest(store: Store, id: str, a: "AttestationIn") -> dict:
+    """Records an attested fact (e.g. an org admin vouching for a member's status)."""
+    from lockgate.identity.attributes import Attestation, merge, normalise_fact
+
+    att = Attestation(value=normalise_fact(a.fact, a.value), source=a.source, assurance=a.assurance,
+                      verified_at=a.verified_at or now(), expires_at=a.expires_at, reference=a.reference,
+                      attested_by=a.attested_by)
+    with store.change() as s:
+        p = s.get(Principal, id)
+        if p is None:
+            raise NotFound(f"principal {id!r} does not exist")
+        p.attributes = merge(p.attributes, a.fact, att, now())
+        s.flush()
+        return to_dict(p)
