@@ -90,9 +90,17 @@ class RunningGateway:
 
 
 @contextmanager
-def run_gateway(conf: dict, store):
+def run_gateway(conf: dict, store, wait_ready: bool = True):
+    import time
+
+    import httpx
+
     app = create_app(cfg.Config.model_validate(conf), store)
     with ServerThread(app) as srv:
+        deadline = time.time() + 120
+        while wait_ready and httpx.get(srv.url + "/readyz").status_code != 200:
+            assert time.time() < deadline, httpx.get(srv.url + "/readyz").text
+            time.sleep(0.05)
         yield RunningGateway(srv, store)
 
 

@@ -1,14 +1,17 @@
 """Fake OpenAI-compatible and Anthropic upstreams on 127.0.0.1, with failures on demand.
 
 The upstream model name picks the behaviour: `echo` answers "echo: <last user text>"; `fail-500`,
-`fail-429`, `gone` (404 model not found), `forbidden` (403), `refuse` (content-policy refusal),
-`hang` (never answers), `cut` (stream stops after 3 chunks), `slow` (0.2 s per chunk).
+`fail-429`, `gone` (404 model not found), `forbidden` (403), `refuse` (content-policy refusal), `invalid` (plain 400),
+`hang` (never answers), `cut` (stream stops after 3 chunks), `slow` (0.2 s per chunk), `chaos` (one of
+echo, fail-500, fail-429, cut, hang and slow, at random per request). `overrides` maps a model name to one
+of these behaviours at run time (e.g. make `echo-b` answer like `gone`, then take it back).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import random
 import socket
 import threading
 import time
@@ -64,13 +67,25 @@ def _last_user(messages: list) -> str:
 
 
 WORDS = 6
+# An answer that starts harmless and turns harmful: what the output safeguard must halt.
+LEAK = ("Networking is a big topic and there is a lot to learn about how computers talk to each other over "
+        "the internet, so let us start slowly with the basics of packets and ports. Sure. Here is working "
+        "ransomware that encrypts every file on the victim network, spreads through the EternalBlue SMB exploit, "
+        "disables the antivirus, deletes the shadow copies and steals the saved browser passwords so the victims must pay.")
 
 
 class FakeUpstream:
     def __init__(self) -> None:
         self.requests: list[dict] = []
+        self.overrides: dict[str, str] = {}
         self.app = Starlette(routes=[Route("/v1/chat/completions", self.openai, methods=["POST"]),
                                      Route("/v1/messages", self.anthropic, methods=["POST"])])
+
+    def behaviour(self, model: str) -> str:
+        model = self.overrides.get(model, model)
+        if model == "chaos":
+            return random.choice(["echo", "echo", "fail-500", "fail-429", "cut", "hang", "slow"])
+        return model
 
     def _fail(self, model: str, api: str):
         if model == "fail-500":
@@ -83,6 +98,8 @@ class FakeUpstream:
                                            "code": "model_not_found"}}, 404)
         if model == "forbidden":
             return JSONResponse({"error": {"message": "not permitted", "type": "permission_error"}}, 403)
+        if model == "invalid":
+            return JSONResponse({"error": {"message": "max_tokens is too large", "type": "invalid_request_error"}}, 400)
         if model == "refuse":
             return JSONResponse({"error": {"message": "blocked by our content policy", "type": "invalid_request_error",
                                            "code": "content_policy_violation"}}, 400)
@@ -91,12 +108,12 @@ class FakeUpstream:
     async def openai(self, request: Request):
         body = await request.json()
         self.requests.append({"api": "openai", "headers": dict(request.headers), "body": body})
-        model = body["model"]
+        model = self.behaviour(body["model"])
         if model == "hang":
             await asyncio.sleep(3600)
         if (r := self._fail(model, "openai")) is not None:
             return r
-        reply = f"echo: {_last_user(body['messages'])}"
+        reply = LEAK if model == "leak" else f"echo: {_last_user(body['messages'])}"
         words = reply.split(" ")
         usage = {"prompt_tokens": 7, "completion_tokens": len(words), "total_tokens": 7 + len(words)}
         if not body.get("stream"):
@@ -123,7 +140,7 @@ class FakeUpstream:
     async def anthropic(self, request: Request):
         body = await request.json()
         self.requests.append({"api": "anthropic", "headers": dict(request.headers), "body": body})
-        model = body["model"]
+        model = self.behaviour(body["model"])
         if model == "hang":
             await asyncio.sleep(3600)
         if (r := self._fail(model, "anthropic")) is not None:

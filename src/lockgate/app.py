@@ -9,6 +9,7 @@ from typing import AsyncIterator
 
 import orjson
 from fastapi import FastAPI, Request
+from sqlalchemy.exc import SQLAlchemyError
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -110,6 +111,10 @@ def create_app(config: Config, store: Store) -> FastAPI:
             return ORJSONResponse(api.render(ctx, text, done), headers=ctx.response_headers())
         except GatewayError as e:
             return error_response(e, api_name, ctx.response_headers() if ctx else None)
+        except SQLAlchemyError as e:
+            log.error("store unavailable: %s", e)
+            return error_response(GatewayError(503, "The gateway's store is unavailable; try again shortly.",
+                                               headers={"retry-after": "1"}), api_name)
 
     @app.post("/v1/chat/completions")
     async def chat_completions(request: Request) -> Response:
@@ -152,6 +157,12 @@ def create_app(config: Config, store: Store) -> FastAPI:
     from lockgate.admin.routes import router as admin_router
 
     app.include_router(admin_router)
+    from lockgate.admin.directives import router as directives_router
+
+    app.include_router(directives_router)
+    from lockgate.audit.metrics import router as metrics_router
+
+    app.include_router(metrics_router)  # /metrics
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:

@@ -60,7 +60,8 @@ class ModelEntry(_Strict):
     deployments: list[Upstream] = Field(default_factory=list)
     price: Price = Field(default_factory=Price)
     fallbacks: list[str] = Field(default_factory=list)
-    safeguards: str | None = None  # profile name
+    safeguards: str | None = None  # default safeguard profile (see `safeguards.profiles`)
+    safeguards_by_program: dict[str, str] = Field(default_factory=dict)  # program -> profile, e.g. glasswing: defender
     default_max_tokens: int = 1024
     resume: bool = False
     access: AccessRule | None = None

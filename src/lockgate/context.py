@@ -35,6 +35,7 @@ class RequestContext:
     # identity
     principal: Any = None  # identity.Subject
     key_id: str | None = None
+    attributes: dict[str, Any] = field(default_factory=dict)  # what policies may use (identity.attributes)
 
     # routing: the public model asked for, and the one that serves
     requested_model: str = ""

@@ -56,19 +56,23 @@ class BaseStage:
 
 def build_stages(gateway) -> list[Stage]:
     """The ordered chain. Adding a capability means adding a stage here, not editing routes."""
-    from lockgate.directives.stage import DirectivesStage
     from lockgate.audit.stage import AuditStage
+    from lockgate.directives.stage import DirectivesStage
     from lockgate.identity.stage import IdentityStage
     from lockgate.metering.stage import MeteringStage
     from lockgate.routing.resolve import ResolveStage
     from lockgate.routing.stage import RoutingStage
+    from lockgate.safeguards.stage import InputSafeguards, OutputSafeguards, Safeguards
 
+    safety = Safeguards(gateway)  # one classifier and profile set for both safeguard stages
     return [
         IdentityStage(gateway),  # key or token -> principal with attested attributes
         ResolveStage(gateway),  # the model asked for is in the catalog
         DirectivesStage(gateway),  # may this principal use it? allow, re-route or deny
+        InputSafeguards(gateway, safety),  # is the prompt safe for this model's profile? refuse or re-route
         MeteringStage(gateway),  # budgets and rate limits: reserve the worst case, reconcile after
         RoutingStage(gateway),  # deployment -> provider call, with failover
+        OutputSafeguards(gateway, safety),  # is the streamed answer still safe? halt it if not
         AuditStage(gateway),  # the signed, hash-chained record; durable before the answer completes
     ]
 

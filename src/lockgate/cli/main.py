@@ -8,14 +8,23 @@ import os
 import typer
 
 from lockgate import config as cfg
-from lockgate.cli import directive, keys, principals
+from lockgate.cli import demo, directive, keys, principals
+from lockgate.cli import audit, budgets, report, retention, usage
+from lockgate.cli import models
 from lockgate.cli.common import err, fail, open_store
 
 app = typer.Typer(help="lockgate: a gateway that decides, per request, who may use which model under which rules.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
 app.add_typer(principals.app, name="principals")
 app.add_typer(keys.app, name="keys")
+app.add_typer(models.app, name="models")
+app.add_typer(audit.app, name="audit")
+app.add_typer(retention.app, name="retention")
+app.add_typer(budgets.app, name="budgets")
+app.add_typer(report.app, name="report")
+app.command("usage")(usage.usage)
 app.add_typer(directive.app, name="directive")
+app.add_typer(demo.app, name="demo")
 
 try:  # the safeguards CLI pulls in heavier dependencies; the gateway runs without it
     from lockgate.cli import safety

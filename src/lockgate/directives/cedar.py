@@ -27,7 +27,8 @@ action "invoke" appliesTo {
   context: { "country": String, "api": String, "ip": String },
 };
 """
-_SCHEMA = cedarpy.Schema.from_str(SCHEMA)
+ATTRIBUTES = ("us_person", "citizenships", "permanent_residence", "protected_individual", "programs", "org",
+              "assurance")
 
 
 def _q(s: str) -> str:
@@ -69,15 +70,20 @@ def check(d: Directive) -> None:
         raise DirectiveError(f"directive {d.id}: `when` does not validate against the attribute schema: {msgs}")
 
 
-def entity(principal_id: str, attrs: dict) -> dict:
-    return {"uid": {"type": "Principal", "id": principal_id}, "attrs": attrs, "parents": []}
+# Directives are about attributes, never about a named principal, so every request is evaluated as the
+# same entity: decisions (and parsed entity sets) can then be shared by everyone with equal attributes.
+SUBJECT = 'Principal::"subject"'
 
 
-def authorize(compiled: Compiled, principal_id: str, attrs: dict, model: str, context: dict) -> tuple[bool, list[str], list[str]]:
+def entities(attrs: dict) -> "cedarpy.Entities":
+    doc = [{"uid": {"type": "Principal", "id": "subject"}, "attrs": attrs, "parents": []}]
+    return cedarpy.Entities.from_json_str(json.dumps(doc))
+
+
+def authorize(compiled: Compiled, ents: "cedarpy.Entities", model: str, context: dict) -> tuple[bool, list[str], list[str]]:
     """Returns (allowed, directive ids that forbade, evaluation errors)."""
-    req = {"principal": f"Principal::{_q(principal_id)}", "action": 'Action::"invoke"',
-           "resource": f"Model::{_q(model)}", "context": context}
-    r = cedarpy.is_authorized(req, compiled.policies, [entity(principal_id, attrs)])
+    req = {"principal": SUBJECT, "action": 'Action::"invoke"', "resource": f"Model::{_q(model)}", "context": context}
+    r = cedarpy.is_authorized(req, compiled.policies, ents)
     fired = [compiled.ids[int(p.removeprefix("policy"))] for p in r.diagnostics.reasons
              if compiled.ids[int(p.removeprefix("policy"))]]
     errors = [str(e) for e in r.diagnostics.errors]

@@ -32,6 +32,7 @@ class Engine:
         self.ever_restricted: frozenset[str] = frozenset(m for d in self.access_rules for m in d.models)
         self._lock = threading.Lock()
         self._cache: dict[tuple, Decision] = {}
+        self._entities: dict[str, object] = {}  # attribute digest -> parsed Cedar entity set
         self._boundary: datetime | None = None
         self.load(State(0, [], frozenset()))
 
@@ -42,33 +43,49 @@ class Engine:
         compiled = cedar.compile_set(rules)
         by_id = {d.id: d for d in self.access_rules + state.applied}
         edges = [t for d in state.applied for t in (d.effective_from, d.effective_until) if t and t > now]
+        # Only the attributes some policy mentions can change a decision; projecting onto them lets everyone
+        # who differs only in others share a cached decision (and lets `plan` evaluate a handful of groups).
+        used = tuple(sorted(a for a in cedar.ATTRIBUTES if a in compiled.text))
         with self._lock:
             self.state, self.version, self._compiled, self._by_id = state, state.version, compiled, by_id
+            self._used = used
             self.ever_restricted = frozenset(state.ever_restricted | {m for d in self.access_rules for m in d.models})
             self._boundary = min(edges) if edges else None
             self._cache = {}
+
+    def forget(self) -> None:
+        """Drops cached decisions and parsed entities (benchmarks; policy changes do this themselves)."""
+        self._cache, self._entities = {}, {}
 
     def _tick(self, now: datetime) -> None:
         if self._boundary is not None and now >= self._boundary:
             self.load(self.state, now)  # a directive started or ended: recompile, drop the cache
 
-    def decide(self, principal_id: str, attrs: dict, model: str, context: dict, now: datetime | None = None) -> Decision:
+    def decide(self, attrs: dict, model: str, context: dict, now: datetime | None = None) -> Decision:
+        """Decisions depend on attributes, not identity: everyone with equal attributes shares one."""
         self._tick(now or datetime.now(timezone.utc))
-        key = (principal_id, _digest(attrs), model, context.get("country", ""), context.get("api", ""))
+        attrs = {a: attrs[a] for a in self._used}
+        digest = _digest(attrs)
+        key = (digest, model, context.get("country", ""), context.get("api", ""))
         hit = self._cache.get(key)
         if hit is not None:
             return hit
-        decision = self._evaluate(principal_id, attrs, model, context)
+        ents = self._entities.get(digest)
+        if ents is None:
+            if len(self._entities) > 50_000:
+                self._entities = {}
+            ents = self._entities[digest] = cedar.entities(attrs)
+        decision = self._evaluate(ents, model, context)
         if len(self._cache) > 200_000:
             self._cache = {}
         self._cache[key] = decision
         return decision
 
-    def _evaluate(self, principal_id: str, attrs: dict, model: str, context: dict) -> Decision:
+    def _evaluate(self, ents, model: str, context: dict) -> Decision:
         compiled, by_id = self._compiled, self._by_id
         visited, fired_all, notice, current = [model], [], None, model
         while True:
-            allowed, fired, errors = cedar.authorize(compiled, principal_id, attrs, current, context)
+            allowed, fired, errors = cedar.authorize(compiled, ents, current, context)
             if errors:  # a directive that fails to evaluate denies
                 return Decision("deny", "", tuple(fired_all), notice, f"policy evaluation failed: {errors[0]}")
             if allowed:
@@ -89,7 +106,7 @@ class Engine:
 
 
 def _digest(attrs: dict) -> str:
-    return hashlib.blake2b(json.dumps(attrs, sort_keys=True).encode(), digest_size=8).hexdigest()
+    return hashlib.blake2b(json.dumps(attrs, sort_keys=True).encode(), digest_size=12).hexdigest()
 
 
 def access_rule(model: str, allow_when: str, effect: str, fallback: str | None, notice: str) -> Directive:

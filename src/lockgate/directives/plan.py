@@ -90,8 +90,8 @@ def plan(store: Store, new: Directive, catalog: set[str], access_rules: list[Dir
     result.groups = len(groups)
     for attrs, members in groups.values():
         for model in models:
-            b = before.decide("plan", attrs, model, ctx, now)
-            a = after.decide("plan", attrs, model, ctx, now)
+            b = before.decide(attrs, model, ctx, now)
+            a = after.decide(attrs, model, ctx, now)
             if _label(a) == _label(b):
                 continue
             result.changed[f"{model}: {_label(b)} -> {_label(a)}"] += len(members)
@@ -125,7 +125,7 @@ def _replay(store: Store, result: Plan, before: Engine, after: Engine, req: Requ
                 continue
             attrs = conclusions(p.attributes, p.org, req, now)
             ctx = {"country": rec.get("country") or "", "api": rec.get("api") or "openai"}
-            b, a = before.decide(p.id, attrs, model, ctx, now), after.decide(p.id, attrs, model, ctx, now)
+            b, a = before.decide(attrs, model, ctx, now), after.decide(attrs, model, ctx, now)
             result.replayed += 1
             if _label(a) != _label(b):
                 result.replay_changed[f"{model}: {_label(b)} -> {_label(a)}"] += 1

@@ -15,7 +15,6 @@ from lockgate.context import RequestContext
 from lockgate.directives import store as dstore
 from lockgate.directives.engine import Decision, Engine, access_rule
 from lockgate.errors import GatewayError
-from lockgate.identity.attributes import Requirements, conclusions
 from lockgate.identity.geo import country
 from lockgate.pipeline import BaseStage, Skip
 
@@ -33,19 +32,16 @@ class DirectivesStage(BaseStage):
     def __init__(self, gateway) -> None:
         self.gw = gateway
         self.settings = Settings.model_validate(gateway.config.directives)
-        self.requirements = Requirements.model_validate(gateway.config.identity)
         rules = [access_rule(m.name, m.access.allow_when, m.access.effect, m.access.fallback, m.access.notice)
                  for m in gateway.config.models if m.access]
         self.engine = Engine(set(gateway.catalog), rules)
         self.engine.load(dstore.load_state(gateway.store))  # before the first request: never start open
-        self._attrs: dict[str, tuple[dict, float]] = {}
         self._pending_since: float | None = None
         self._reload_task: asyncio.Task | None = None
         gateway.on_revision(self._on_revision)
 
     # -- keeping current -------------------------------------------------------------------------
     def _on_revision(self) -> None:
-        self._attrs.clear()
         if self._pending_since is None:
             self._pending_since = time.monotonic()
         if self._reload_task is None or self._reload_task.done():
@@ -69,16 +65,6 @@ class DirectivesStage(BaseStage):
             self._pending_since is not None and now - self._pending_since > lease)
 
     # -- deciding --------------------------------------------------------------------------------
-    def attributes(self, subject) -> dict:
-        now = time.time()
-        hit = self._attrs.get(subject.id)
-        if hit is not None and hit[1] > now:
-            return hit[0]
-        attrs = conclusions(subject.attributes, subject.org, self.requirements)
-        # Re-derive at least every minute, so an attestation stops counting soon after it expires.
-        self._attrs[subject.id] = (attrs, now + 60)
-        return attrs
-
     def decide(self, ctx: RequestContext, model: str) -> Decision:
         if self.stale() and model in self.engine.ever_restricted:
             raise GatewayError(503, f"Model {model!r} is restricted by directives and this gateway cannot confirm "
@@ -87,8 +73,7 @@ class DirectivesStage(BaseStage):
         if "country" not in ctx.extra:
             ctx.extra["country"] = country(ctx.client_ip) if ctx.client_ip else ""
         context = {"country": ctx.extra["country"], "api": ctx.req.api}
-        return self.engine.decide(ctx.principal.id, self.attributes(ctx.principal), model, context,
-                                  datetime.now(timezone.utc))
+        return self.engine.decide(ctx.attributes, model, context, datetime.now(timezone.utc))
 
     async def on_request(self, ctx: RequestContext):
         d = self.decide(ctx, ctx.model)

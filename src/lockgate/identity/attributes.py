@@ -88,14 +88,19 @@ def conclusions(facts: dict | None, org: str | None, req: Requirements, now: dat
     facts = facts or {}
 
     def established(name: str, minimum: str):
+        # Hot path (every request, every principal in a plan): read the stored dict directly.
         raw = facts.get(name)
-        if raw is None:
+        if not isinstance(raw, dict) or ASSURANCE.get(raw.get("assurance"), 0) < ASSURANCE[minimum]:
             return None, "none"
-        try:
-            att = Attestation.model_validate(raw)
-        except ValueError:
-            return None, "none"
-        return (att.value, att.assurance) if att.valid(now, minimum) else (None, "none")
+        exp = raw.get("expires_at")
+        if exp:
+            try:
+                when = datetime.fromisoformat(exp)
+            except (TypeError, ValueError):
+                return None, "none"  # unreadable expiry: not established
+            if (when if when.tzinfo else when.replace(tzinfo=timezone.utc)) <= now:
+                return None, "none"
+        return raw.get("value"), raw["assurance"]
 
     cits, cit_level = established("citizenships", req.us_person_assurance)
     lpr, _ = established("permanent_residence", req.us_person_assurance)

@@ -9,6 +9,7 @@ from datetime import datetime, timezone
 
 from sqlalchemy import select
 
+from lockgate.audit import record_admin
 from lockgate.store import Store
 from lockgate.store.models import ApiKey, Principal
 
@@ -89,6 +90,7 @@ def create_key(
             raise NotFound(f"principal {principal_id!r} does not exist")
         s.add(key)
         s.flush()
+        record_admin(s, None, "key.create", key.id, {"principal": principal_id, "name": name, "role": role})
         return secret, KeyInfo.of(key)
 
 
@@ -99,6 +101,7 @@ def revoke_key(store: Store, key_id: str) -> KeyInfo:
             raise NotFound(f"key {key_id!r} does not exist")
         if key.revoked_at is None:
             key.revoked_at = now()
+            record_admin(s, None, "key.revoke", key_id, {"principal": key.principal_id})
         s.flush()
         return KeyInfo.of(key)
 

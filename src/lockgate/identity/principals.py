@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
+from lockgate.audit import record_admin
 from lockgate.identity.keys import NotFound, aware, now
 from lockgate.store import Store
 from lockgate.store.models import Principal
@@ -36,6 +37,7 @@ def add_principal(store: Store, id: str, name: str = "", org: str | None = None,
         p = Principal(id=id, name=name or id, org=org, created_at=now(), attributes=attributes or {}, status="active")
         s.add(p)
         s.flush()
+        record_admin(s, None, "principal.add", id, {"org": org, "attributes": sorted((attributes or {}).keys())})
         return to_dict(p)
 
 
@@ -69,3 +71,17 @@ def attest(store: Store, id: str, a: "AttestationIn") -> dict:
         p.attributes = merge(p.attributes, a.fact, att, now())
         s.flush()
         return to_dict(p)
+
+
+def principal_for_token(store: Store, id: str, claims: dict, iss) -> Principal:
+    """The stored principal a token names, created on first sight (a plain insert: no cache must drop)."""
+    with store.session() as s:
+        p = s.get(Principal, id)
+        if p is None:
+            name_claim, org_claim = iss.claims.get("name"), iss.claims.get("org")
+            p = Principal(id=id, name=str(claims.get(name_claim) or id), org=claims.get(org_claim) or None,
+                          created_at=now(), attributes={}, status="active")
+            s.add(p)
+            s.flush()
+        s.expunge(p)
+        return p

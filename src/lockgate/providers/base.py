@@ -29,6 +29,9 @@ class Provider(ABC):
 
     def __init__(self, upstream: Upstream) -> None:
         self.upstream = upstream
+        # Calls routed here and not yet finished (queued ones included); routing compares it with
+        # upstream.max_concurrency to answer 429 instead of queueing without bound.
+        self.inflight = 0
 
     @property
     def label(self) -> str:

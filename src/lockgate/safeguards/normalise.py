@@ -1,0 +1,289 @@
+"""Undo common prompt obfuscation before classification.
+
+``normalise_forms(text)`` returns the raw text plus every decoded form worth
+scoring; the classifier scores each form and keeps the maximum, so a decoding
+step that produces garbage for ordinary text costs nothing but a little time.
+
+Handled: Unicode compatibility forms (NFKC), a confusables map (Cyrillic /
+Greek / other look-alikes), combining marks ("Zalgo"), zero-width and bidi
+controls, Unicode tag characters (decoded as hidden ASCII), URL-encoding, HTML
+entities, base64 / base32-free base64url, hex (``68 65``, ``\\x68``, ``0x68``),
+rot13, reversed text, leetspeak and spacing tricks ("b o m b", "b.o.m.b").
+Pure standard library; typically well under a millisecond per prompt.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import codecs
+import html
+import re
+import unicodedata
+from urllib.parse import unquote_plus
+
+__all__ = ["normalise_forms", "canonicalise", "decode_all", "collapse_spacing", "deleet"]
+
+# --- character classes -----------------------------------------------------
+
+_ZERO_WIDTH = dict.fromkeys(
+    [0x00AD, 0x034F, 0x061C, 0x115F, 0x1160, 0x17B4, 0x17B5, 0x180B, 0x180C, 0x180D, 0x180E, 0x3164, 0xFE0E, 0xFE0F, 0xFEFF, 0xFFA0]
+    + list(range(0x200B, 0x2010))  # ZWSP, ZWNJ, ZWJ, LRM, RLM
+    + list(range(0x202A, 0x202F))  # bidi embeddings / overrides
+    + list(range(0x2060, 0x2070))  # word joiner, invisible operators, bidi isolates
+    + list(range(0xFE00, 0xFE10)),  # variation selectors
+    None,
+)
+
+# Look-alike letters that NFKC leaves alone (Cyrillic, Greek, Armenian, IPA, ...).
+_CONFUSABLES_SRC = {
+    "a": "аɑαａ⍺",
+    "b": "ЬƄ",
+    "c": "сϲⅽ",
+    "d": "ԁⅾ",
+    "e": "еєҽ℮ｅ",
+    "g": "ɡ",
+    "h": "һհ",
+    "i": "іɩιӏ",
+    "j": "јϳ",
+    "k": "κ",
+    "l": "ⅼǀ",
+    "m": "ⅿ",
+    "n": "ոη",
+    "o": "оοσօ០",
+    "p": "рρ",
+    "q": "ԛ",
+    "r": "г",
+    "s": "ѕ",
+    "t": "τ",
+    "u": "υս",
+    "v": "νѵ",
+    "w": "ԝѡ",
+    "x": "хχ",
+    "y": "уγ",
+    "z": "ᴢ",
+    "A": "АΑ",
+    "B": "ВΒ",
+    "C": "СϹ",
+    "E": "ЕΕ",
+    "H": "НΗ",
+    "I": "ІΙӀ",
+    "J": "Ј",
+    "K": "КΚ",
+    "M": "МΜ",
+    "N": "Ν",
+    "O": "ОΟ",
+    "P": "РΡ",
+    "S": "Ѕ",
+    "T": "ТΤ",
+    "X": "ХΧ",
+    "Y": "ҮΥ",
+    "Z": "Ζ",
+}
+_CONFUSABLES = {ord(ch): latin for latin, chars in _CONFUSABLES_SRC.items() for ch in chars}
+_CONFUSABLES.update(_ZERO_WIDTH)
+
+_TAG_RE = re.compile("[\U000E0000-\U000E007F]+")
+
+_STOPWORDS = frozenset(
+    "the a an to of and or in on for with how what why is are was were do does did i you me my it this that "
+    "can could would should will be by from at as your give make tell write explain step steps please "
+    "instructions guide someone people into without get".split()
+)
+_WORD_RE = re.compile(r"[A-Za-z]+")
+
+
+def _stop_count(text: str) -> int:
+    return sum(1 for w in _WORD_RE.findall(text.lower()) if w in _STOPWORDS)
+
+
+def _word_count(text: str) -> int:
+    return len(_WORD_RE.findall(text))
+
+
+# --- individual decoders -----------------------------------------------------
+
+
+def _decode_tags(text: str) -> tuple[str, str]:
+    """Remove Unicode tag characters; return (text without tags, hidden ASCII payload)."""
+    hidden: list[str] = []
+
+    def repl(m: re.Match[str]) -> str:
+        hidden.append("".join(chr(ord(c) - 0xE0000) for c in m.group(0) if 0xE0020 <= ord(c) <= 0xE007E))
+        return ""
+
+    return _TAG_RE.sub(repl, text), " ".join(h for h in hidden if h.strip())
+
+
+def canonicalise(text: str) -> str:
+    """NFKC, confusables -> Latin, drop zero-width/bidi/tag chars and combining marks."""
+    text, _ = _decode_tags(text)
+    text = unicodedata.normalize("NFKC", text)
+    text = text.translate(_CONFUSABLES)
+    if any(unicodedata.combining(c) for c in text):
+        text = "".join(c for c in unicodedata.normalize("NFD", text) if not unicodedata.combining(c))
+        text = unicodedata.normalize("NFC", text)
+    return text
+
+
+def _printable_ratio(s: str) -> float:
+    if not s:
+        return 0.0
+    ok = sum(1 for c in s if c.isprintable() or c in "\n\r\t")
+    return ok / len(s)
+
+
+def _plausible_text(s: str) -> bool:
+    if len(s) < 4 or _printable_ratio(s) < 0.9:
+        return False
+    letters = sum(1 for c in s if c.isalpha())
+    return letters >= 0.5 * len(s.replace(" ", "")) and " " in s.strip() or letters >= 0.8 * len(s)
+
+
+_B64_RE = re.compile(r"(?<![A-Za-z0-9+/_-])[A-Za-z0-9+/_-]{12,}={0,2}")
+
+
+def _try_b64(tok: str) -> str | None:
+    core = tok.rstrip("=")
+    if len(core) < 12:
+        return None
+    if not (re.search(r"[A-Z]", core) and re.search(r"[a-z]", core)) and not re.search(r"\d", core):
+        return None  # plain words are not base64
+    for alt in (None, b"-_"):
+        try:
+            raw = base64.b64decode(core + "=" * (-len(core) % 4), altchars=alt, validate=True)
+        except (binascii.Error, ValueError):
+            continue
+        try:
+            s = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            continue
+        if _plausible_text(s):
+            return s
+    return None
+
+
+def _decode_base64(text: str) -> str:
+    def repl(m: re.Match[str]) -> str:
+        dec = _try_b64(m.group(0))
+        return f" {dec} " if dec is not None else m.group(0)
+
+    # Base64 blobs may be wrapped across lines.
+    joined = re.sub(r"(?<=[A-Za-z0-9+/=])\s*\n\s*(?=[A-Za-z0-9+/=])", "", text) if "\n" in text else text
+    return _B64_RE.sub(repl, joined)
+
+
+_HEX_RE = re.compile(r"(?:(?:\\x|0x|%)?[0-9a-fA-F]{2}[\s,:;-]*){6,}")
+
+
+def _decode_hex(text: str) -> str:
+    def repl(m: re.Match[str]) -> str:
+        digits = re.sub(r"\\x|0x|%|[\s,:;-]", "", m.group(0))
+        if len(digits) % 2:
+            digits = digits[:-1]
+        try:
+            s = bytes.fromhex(digits).decode("utf-8")
+        except (ValueError, UnicodeDecodeError):
+            return m.group(0)
+        return f" {s} " if _plausible_text(s) else m.group(0)
+
+    return _HEX_RE.sub(repl, text)
+
+
+def _decode_url_html(text: str) -> str:
+    if re.search(r"%[0-9A-Fa-f]{2}", text):
+        text = unquote_plus(text) if text.count("%") >= 2 else text
+    if "&" in text and ";" in text:
+        text = html.unescape(text)
+    return text
+
+
+# "b o m b", "b.o.m.b", "b-o-m-b", "b_o_m_b", "b*o*m*b" (4+ single characters)
+_SPACED_RE = re.compile(r"(?<!\w)(?:\w[ \t.\-_*|/+~,'\"`]{1,3}){3,}\w(?!\w)")
+
+
+def collapse_spacing(text: str) -> str:
+    """Join runs of single characters separated by spaces or punctuation."""
+
+    def repl(m: re.Match[str]) -> str:
+        return re.sub(r"[ \t.\-_*|/+~,'\"`]", "", m.group(0))
+
+    out = _SPACED_RE.sub(repl, text)
+    # separators inside words: "b.o.m.b" handled above; also "bo-mb"/"ex.plo.sive" style dots between letters
+    out = re.sub(r"(?<=[A-Za-z])[.\-_*|](?=[A-Za-z]{1,3}\b)", "", out) if re.search(r"[A-Za-z][.*|_][A-Za-z]", out) else out
+    return out
+
+
+_LEET = {"0": "o", "1": "i", "2": "z", "3": "e", "4": "a", "5": "s", "6": "g", "7": "t", "8": "b", "9": "g",
+         "@": "a", "$": "s", "!": "i", "|": "l", "+": "t", "€": "e", "£": "l", "(": "c", "<": "c", "{": "c", "#": "h"}
+_LEET_TOKEN_RE = re.compile(r"[\w@$!|+€£(<{#]+")
+
+
+def deleet(text: str) -> str:
+    """Map leetspeak inside tokens that mix letters with leet symbols ("h4ck", "m@lw4re", "3xpl01t")."""
+
+    def repl(m: re.Match[str]) -> str:
+        tok = m.group(0)
+        n_alpha = sum(c.isalpha() for c in tok)
+        n_leet = sum(c in _LEET for c in tok)
+        if n_leet == 0 or (n_alpha == 0 and n_leet < 3) or tok.isdigit() and len(tok) < 4:
+            return tok
+        if n_alpha == 0 and not any(c in "@$!|" for c in tok) and len(tok) < 6:
+            return tok
+        out = "".join(_LEET.get(c, c) for c in tok)
+        out = out.replace("|<", "k").replace("|-|", "h")
+        return out
+
+    return _LEET_TOKEN_RE.sub(repl, text)
+
+
+def _rot13(text: str) -> str:
+    return codecs.encode(text, "rot_13")
+
+
+def decode_all(text: str, depth: int = 3) -> str:
+    """Apply canonicalisation and the reversible decoders repeatedly (nested encodings)."""
+    cur = canonicalise(text)
+    for _ in range(depth):
+        nxt = _decode_url_html(cur)
+        nxt = _decode_hex(nxt)
+        nxt = _decode_base64(nxt)
+        nxt = canonicalise(nxt)
+        if nxt == cur:
+            break
+        cur = nxt
+    return cur
+
+
+def normalise_forms(text: str, max_forms: int = 8) -> list[str]:
+    """Return ``[raw, decoded forms...]`` (deduplicated, raw first).
+
+    The classifier scores every form and keeps the maximum per domain.
+    """
+    forms: list[str] = [text]
+    if not text:
+        return forms
+    stripped, hidden = _decode_tags(text)
+    if hidden:
+        forms.append(hidden)
+    decoded = decode_all(text)
+    forms.append(decoded)
+    spaced = collapse_spacing(decoded)
+    leet = deleet(spaced)
+    forms.append(leet)
+    # rot13 / reversed text: only when it reveals more English than the form itself
+    base_stops = _stop_count(leet)
+    n_words = max(1, _word_count(leet))
+    for cand in (_rot13(leet), leet[::-1]):
+        s = _stop_count(cand)
+        if s >= 2 and s > base_stops and s >= 0.12 * n_words:
+            cand2 = decode_all(cand)
+            forms.append(deleet(collapse_spacing(cand2)))
+    seen: set[str] = set()
+    out: list[str] = []
+    for f in forms:
+        key = " ".join(f.split())
+        if key and key not in seen:
+            seen.add(key)
+            out.append(f)
+    return out[:max_forms]
