@@ -160,6 +160,9 @@ def create_app(config: Config, store: Store) -> FastAPI:
     from lockgate.admin.directives import router as directives_router
 
     app.include_router(directives_router)
+    from lockgate.admin.operations import router as operations_router
+
+    app.include_router(operations_router)
     from lockgate.audit.metrics import router as metrics_router
 
     app.include_router(metrics_router)  # /metrics

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from anyio import to_thread
-from fastapi import APIRouter, Body, Depends, Request
+from fastapi import APIRouter, Body, Request
 from pydantic import ValidationError
 
-from lockgate.admin.routes import require_admin, store
+from lockgate.admin.roles import Actor
+from lockgate.admin.routes import require, store
 from lockgate.directives import service
 from lockgate.directives import store as dstore
 from lockgate.directives.model import DirectiveError, parse
@@ -15,10 +16,6 @@ from lockgate.identity import keys, principals
 from lockgate.identity.attributes import AttestationIn
 
 router = APIRouter(prefix="/admin/v1", tags=["directives"])
-
-
-def _actor(request: Request) -> str:
-    return request.headers.get("x-lockgate-actor") or "admin-api"
 
 
 async def _directive(request: Request):
@@ -36,47 +33,47 @@ def _call(fn, *args):
         raise GatewayError(400, str(e)) from None
 
 
-@router.post("/directives/plan", dependencies=[Depends(require_admin)])
-async def plan(request: Request, days: int = 7) -> dict:
+@router.post("/directives/plan")
+async def plan(request: Request, days: int = 7, actor: Actor = require("directives.read")) -> dict:
     d = await _directive(request)
     conf = request.app.state.gateway.config
     result = await to_thread.run_sync(lambda: _call(service.plan, store(request), conf, d, days))
     return result.to_dict()
 
 
-@router.post("/directives", status_code=201, dependencies=[Depends(require_admin)])
-async def apply(request: Request) -> dict:
+@router.post("/directives", status_code=201)
+async def apply(request: Request, actor: Actor = require("directives.write")) -> dict:
     d = await _directive(request)
     conf = request.app.state.gateway.config
-    row = await to_thread.run_sync(lambda: _call(service.apply, store(request), conf, d, _actor(request)))
+    row = await to_thread.run_sync(lambda: _call(service.apply, store(request), conf, d, actor.id))
     return {"id": d.id, "version": row.seq, "hash": row.hash, "signature": row.signature}
 
 
-@router.delete("/directives/{directive_id}", dependencies=[Depends(require_admin)])
-async def revoke(request: Request, directive_id: str) -> dict:
-    row = await to_thread.run_sync(lambda: _call(service.revoke, store(request), directive_id, _actor(request)))
+@router.delete("/directives/{directive_id}")
+async def revoke(request: Request, directive_id: str, actor: Actor = require("directives.write")) -> dict:
+    row = await to_thread.run_sync(lambda: _call(service.revoke, store(request), directive_id, actor.id))
     return {"id": directive_id, "version": row.seq, "hash": row.hash}
 
 
-@router.get("/directives", dependencies=[Depends(require_admin)])
-async def list_(request: Request) -> dict:
+@router.get("/directives")
+async def list_(request: Request, actor: Actor = require("directives.read")) -> dict:
     state = await to_thread.run_sync(dstore.load_state, store(request))
     return {"policy_version": state.version, "data": [d.model_dump(mode="json") for d in state.applied]}
 
 
-@router.get("/directives/history", dependencies=[Depends(require_admin)])
-async def history(request: Request, directive_id: str | None = None) -> dict:
+@router.get("/directives/history")
+async def history(request: Request, directive_id: str | None = None, actor: Actor = require("directives.read")) -> dict:
     rows = await to_thread.run_sync(dstore.history, store(request), directive_id)
     return {"data": [{"version": r.seq, "directive": r.directive_id, "action": r.action, "at": r.applied_at.isoformat(),
                       "by": r.applied_by, "digest": r.digest, "prev_hash": r.prev_hash, "hash": r.hash,
                       "signature": r.signature} for r in rows]}
 
 
-@router.post("/principals/{pid}/attestations", status_code=201, dependencies=[Depends(require_admin)])
-async def attest(request: Request, pid: str, body: dict = Body(...)) -> dict:
+@router.post("/principals/{pid}/attestations", status_code=201)
+async def attest(request: Request, pid: str, body: dict = Body(...), actor: Actor = require("principals.write")) -> dict:
     try:
-        a = AttestationIn.model_validate({"source": f"attestation:{_actor(request)}", **body})
-        return await to_thread.run_sync(principals.attest, store(request), pid, a)
+        a = AttestationIn.model_validate({"source": f"attestation:{actor.id}", "attested_by": actor.id, **body})
+        return await to_thread.run_sync(principals.attest, store(request), pid, a, actor.id)
     except ValidationError as e:
         raise GatewayError(400, f"Invalid attestation: {e.errors()[0]['msg']}") from None
     except keys.NotFound as e:

@@ -2,28 +2,40 @@
 
 from __future__ import annotations
 
-import hmac
-import os
 from datetime import datetime
+from typing import Literal
 
 from anyio import to_thread
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 
+from lockgate.admin import roles
+from lockgate.admin.roles import Actor
 from lockgate.errors import GatewayError
 from lockgate.identity import keys, principals
 
 router = APIRouter(prefix="/admin/v1", tags=["admin"])
 
 
-def require_admin(request: Request) -> None:
-    token = os.environ.get("LOCKGATE_ADMIN_TOKEN")
-    if not token:
-        raise GatewayError(403, "The admin API is disabled: set LOCKGATE_ADMIN_TOKEN on the gateway to enable it.")
-    auth = request.headers.get("authorization", "")
-    given = auth[7:].strip() if auth.lower().startswith("bearer ") else request.headers.get("x-api-key", "")
-    if not given or not hmac.compare_digest(given.encode(), token.encode()):
-        raise GatewayError(401, "Missing or invalid admin token.")
+def require(permission: str):
+    """A dependency: the caller's admin key must carry a role with `permission`. Refusals are audited."""
+
+    async def check(request: Request) -> Actor:
+        auth = request.headers.get("authorization", "")
+        given = auth[7:].strip() if auth.lower().startswith("bearer ") else request.headers.get("x-api-key")
+        st = store(request)
+        try:
+            actor = await to_thread.run_sync(roles.authenticate, st, given)
+        except roles.Unauthenticated as e:
+            raise GatewayError(401, f"Admin API: {e}.") from None
+        if not actor.may(permission):
+            what = f"{request.method} {request.url.path}"
+            await to_thread.run_sync(roles.denied, st, actor, permission, what)
+            raise GatewayError(403, f"Role {actor.role!r} may not {permission} ({what}).", code="forbidden")
+        request.state.actor = actor
+        return actor
+
+    return Depends(check)
 
 
 def store(request: Request):
@@ -40,6 +52,7 @@ class NewKey(BaseModel):
     principal_id: str
     expires_at: datetime | None = None
     name: str = ""
+    role: Literal["admin", "compliance", "security", "viewer"] | None = None  # an admin key, per person
 
 
 def _run(fn, *args, **kw):
@@ -51,35 +64,36 @@ def _run(fn, *args, **kw):
         raise GatewayError(409, str(e)) from None
 
 
-@router.get("/principals", dependencies=[Depends(require_admin)])
-async def list_principals(request: Request, org: str | None = None) -> dict:
+@router.get("/principals")
+async def list_principals(request: Request, org: str | None = None, actor: Actor = require("principals.read")) -> dict:
     return {"data": await to_thread.run_sync(lambda: principals.list_principals(store(request), org))}
 
 
-@router.post("/principals", status_code=201, dependencies=[Depends(require_admin)])
-async def add_principal(request: Request, body: NewPrincipal) -> dict:
-    return await to_thread.run_sync(lambda: _run(principals.add_principal, store(request), body.id, body.name, body.org))
+@router.post("/principals", status_code=201)
+async def add_principal(request: Request, body: NewPrincipal, actor: Actor = require("principals.write")) -> dict:
+    return await to_thread.run_sync(lambda: _run(principals.add_principal, store(request), body.id, body.name, body.org, None, actor.id))
 
 
-@router.get("/principals/{pid}", dependencies=[Depends(require_admin)])
-async def show_principal(request: Request, pid: str) -> dict:
+@router.get("/principals/{pid}")
+async def show_principal(request: Request, pid: str, actor: Actor = require("principals.read")) -> dict:
     return await to_thread.run_sync(lambda: _run(principals.get_principal, store(request), pid))
 
 
-@router.get("/keys", dependencies=[Depends(require_admin)])
-async def list_keys(request: Request, principal_id: str | None = None) -> dict:
+@router.get("/keys")
+async def list_keys(request: Request, principal_id: str | None = None, actor: Actor = require("keys.read")) -> dict:
     ks = await to_thread.run_sync(lambda: keys.list_keys(store(request), principal_id))
     return {"data": [k.to_dict() for k in ks]}
 
 
-@router.post("/keys", status_code=201, dependencies=[Depends(require_admin)])
-async def create_key(request: Request, body: NewKey) -> dict:
+@router.post("/keys", status_code=201)
+async def create_key(request: Request, body: NewKey, actor: Actor = require("keys.write")) -> dict:
     secret, info = await to_thread.run_sync(
-        lambda: _run(keys.create_key, store(request), body.principal_id, expires_at=body.expires_at, name=body.name))
+        lambda: _run(keys.create_key, store(request), body.principal_id, expires_at=body.expires_at, name=body.name,
+                     role=body.role, actor=actor.id))
     return {**info.to_dict(), "key": secret}
 
 
-@router.post("/keys/{key_id}/revoke", dependencies=[Depends(require_admin)])
-async def revoke_key(request: Request, key_id: str) -> dict:
-    info = await to_thread.run_sync(lambda: _run(keys.revoke_key, store(request), key_id))
+@router.post("/keys/{key_id}/revoke")
+async def revoke_key(request: Request, key_id: str, actor: Actor = require("keys.write")) -> dict:
+    info = await to_thread.run_sync(lambda: _run(keys.revoke_key, store(request), key_id, actor.id))
     return info.to_dict()

@@ -104,6 +104,9 @@ def show(request_id: str) -> None:
         fail(f"no record for {request_id}")
     rec = json.loads(body)
     if blob is not None:
+        from lockgate.audit import record_admin
+
+        record_admin(store, None, "content.read", request_id, {"via": "cli"})  # every read of content is audited
         doc, digest = content.open_sealed(request_id, blob, content.content_key())
         rec["content"] = doc
         rec["content_matches_hash"] = digest == rec.get("content_sha256")

@@ -8,7 +8,7 @@ import os
 import typer
 
 from lockgate import config as cfg
-from lockgate.cli import demo, directive, keys, principals
+from lockgate.cli import admins, demo, directive, keys, principals
 from lockgate.cli import audit, budgets, report, retention, usage
 from lockgate.cli import models
 from lockgate.cli.common import err, fail, open_store
@@ -17,6 +17,7 @@ app = typer.Typer(help="lockgate: a gateway that decides, per request, who may u
                   no_args_is_help=True, pretty_exceptions_enable=False)
 app.add_typer(principals.app, name="principals")
 app.add_typer(keys.app, name="keys")
+app.add_typer(admins.app, name="admins")
 app.add_typer(models.app, name="models")
 app.add_typer(audit.app, name="audit")
 app.add_typer(retention.app, name="retention")

@@ -71,6 +71,7 @@ def create_key(
     expires_at: datetime | None = None,
     name: str = "",
     role: str | None = None,
+    actor: str | None = None,
 ) -> tuple[str, KeyInfo]:
     """Returns (secret, info). The secret is never stored and cannot be shown again."""
     secret = PREFIX + secrets.token_urlsafe(32)
@@ -90,18 +91,18 @@ def create_key(
             raise NotFound(f"principal {principal_id!r} does not exist")
         s.add(key)
         s.flush()
-        record_admin(s, None, "key.create", key.id, {"principal": principal_id, "name": name, "role": role})
+        record_admin(s, actor, "key.create", key.id, {"principal": principal_id, "name": name, "role": role})
         return secret, KeyInfo.of(key)
 
 
-def revoke_key(store: Store, key_id: str) -> KeyInfo:
+def revoke_key(store: Store, key_id: str, actor: str | None = None) -> KeyInfo:
     with store.change() as s:
         key = s.get(ApiKey, key_id)
         if key is None:
             raise NotFound(f"key {key_id!r} does not exist")
         if key.revoked_at is None:
             key.revoked_at = now()
-            record_admin(s, None, "key.revoke", key_id, {"principal": key.principal_id})
+            record_admin(s, actor, "key.revoke", key_id, {"principal": key.principal_id})
         s.flush()
         return KeyInfo.of(key)
 

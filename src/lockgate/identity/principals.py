@@ -30,14 +30,15 @@ def to_dict(p: Principal) -> dict:
     }
 
 
-def add_principal(store: Store, id: str, name: str = "", org: str | None = None, attributes: dict | None = None) -> dict:
+def add_principal(store: Store, id: str, name: str = "", org: str | None = None, attributes: dict | None = None,
+                  actor: str | None = None) -> dict:
     with store.change() as s:
         if s.get(Principal, id) is not None:
             raise Exists(f"principal {id!r} already exists")
         p = Principal(id=id, name=name or id, org=org, created_at=now(), attributes=attributes or {}, status="active")
         s.add(p)
         s.flush()
-        record_admin(s, None, "principal.add", id, {"org": org, "attributes": sorted((attributes or {}).keys())})
+        record_admin(s, actor, "principal.add", id, {"org": org, "attributes": sorted((attributes or {}).keys())})
         return to_dict(p)
 
 
@@ -57,7 +58,7 @@ def list_principals(store: Store, org: str | None = None) -> list[dict]:
         return [to_dict(p) for p in s.scalars(q)]
 
 
-def attest(store: Store, id: str, a: "AttestationIn") -> dict:
+def attest(store: Store, id: str, a: "AttestationIn", actor: str | None = None) -> dict:
     """Records an attested fact (e.g. an org admin vouching for a member's status)."""
     from lockgate.identity.attributes import Attestation, merge, normalise_fact
 
@@ -70,6 +71,8 @@ def attest(store: Store, id: str, a: "AttestationIn") -> dict:
             raise NotFound(f"principal {id!r} does not exist")
         p.attributes = merge(p.attributes, a.fact, att, now())
         s.flush()
+        record_admin(s, actor, "principal.attest", id, {"fact": a.fact, "assurance": a.assurance,
+                                                         "reference": a.reference, "source": a.source})
         return to_dict(p)
 
 

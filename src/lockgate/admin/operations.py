@@ -1,0 +1,103 @@
+"""Admin API for audit, content, usage, budgets, reports and admin keys — each behind a role."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Literal
+
+from anyio import to_thread
+from fastapi import APIRouter, Request
+from fastapi.responses import PlainTextResponse
+from pydantic import BaseModel, Field
+
+from lockgate.admin.roles import Actor
+from lockgate.admin.routes import _run, require, store
+from lockgate.errors import GatewayError
+from lockgate.identity import keys
+
+router = APIRouter(prefix="/admin/v1", tags=["operations"])
+
+
+@router.get("/audit/verify")
+async def audit_verify(request: Request, actor: Actor = require("audit.read")) -> dict:
+    from lockgate.audit.verify import verify_store
+
+    return asdict(await to_thread.run_sync(verify_store, store(request)))
+
+
+@router.get("/audit/content/{request_id}")
+async def read_content(request: Request, request_id: str, actor: Actor = require("content.read")) -> dict:
+    """Decrypts a request's prompt and answer. Every read is itself an audit record."""
+    from lockgate.audit import content, record_admin
+
+    st = store(request)
+    await to_thread.run_sync(record_admin, st, actor.id, "content.read", request_id, {"role": actor.role})
+    found = await to_thread.run_sync(content.read, st, request_id)
+    if found is None:
+        raise GatewayError(404, f"No stored content for {request_id} (never kept, or purged after retention).")
+    return {"request_id": request_id, "content": found}
+
+
+@router.get("/usage")
+async def usage(request: Request, by: str = "org,principal,model", since: str | None = None, until: str | None = None,
+                actor: Actor = require("usage.read")) -> dict:
+    from lockgate.metering.usage import GROUPS, report
+
+    groups = [g.strip() for g in by.split(",") if g.strip()]
+    if bad := [g for g in groups if g not in GROUPS]:
+        raise GatewayError(400, f"by: unknown {', '.join(bad)} (choose from {', '.join(GROUPS)})")
+    rows = await to_thread.run_sync(report, store(request), groups, since, until)
+    return {"data": [{**r, "cost_usd": r["cost_micro"] / 1e6} for r in rows]}
+
+
+class BudgetIn(BaseModel):
+    scope: Literal["key", "principal", "org"]
+    id: str
+    period: Literal["minute", "day", "month"] = "month"
+    metric: Literal["usd", "requests", "tokens"] = "usd"
+    amount: float = Field(ge=0)
+
+
+@router.get("/budgets")
+async def budgets(request: Request, actor: Actor = require("usage.read")) -> dict:
+    from lockgate.metering.budgets import list_limits
+
+    return {"data": [asdict(x) for x in await to_thread.run_sync(list_limits, store(request))]}
+
+
+@router.put("/budgets")
+async def set_budget(request: Request, body: BudgetIn, actor: Actor = require("budgets.write")) -> dict:
+    from lockgate.audit import record_admin
+    from lockgate.metering.budgets import MICRO, set_limit
+
+    # Money is kept in micro-dollars, like every cost in the store.
+    amount = round(body.amount * MICRO) if body.metric == "usd" else int(body.amount)
+    try:
+        lim = await to_thread.run_sync(set_limit, store(request), body.scope, body.id, body.period, body.metric,
+                                       amount)
+    except ValueError as e:
+        raise GatewayError(400, str(e)) from None
+    await to_thread.run_sync(record_admin, store(request), actor.id, "budget.set", f"{body.scope}:{body.id}",
+                             body.model_dump())
+    return asdict(lim)
+
+
+@router.get("/reports/directives/{directive_id}", response_class=PlainTextResponse)
+async def directive_report(request: Request, directive_id: str, actor: Actor = require("reports.read")) -> str:
+    from lockgate.audit.report import markdown
+
+    return await to_thread.run_sync(markdown, store(request), directive_id)
+
+
+class AdminIn(BaseModel):
+    principal_id: str
+    role: Literal["admin", "compliance", "security", "viewer"]
+
+
+@router.post("/admins", status_code=201)
+async def add_admin(request: Request, body: AdminIn, actor: Actor = require("admins.write")) -> dict:
+    """Issues a personal admin key with a role to an existing principal (shown once)."""
+    secret, info = await to_thread.run_sync(
+        lambda: _run(keys.create_key, store(request), body.principal_id, name=f"admin:{body.role}", role=body.role,
+                     actor=actor.id))
+    return {**info.to_dict(), "key": secret}

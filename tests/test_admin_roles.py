@@ -1,0 +1,99 @@
+"""Every admin endpoint against every role: allowed calls work, the rest are 403 and audited."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from lockgate.audit.tables import AuditRecord
+from lockgate.identity import keys, principals
+
+DIRECTIVE = """id: t-1
+title: test
+models: [gpt-fake]
+when: "!principal.us_person"
+effect: deny
+notice: denied by the test directive
+"""
+
+# (method, path, body or raw text, permission) — every admin endpoint
+ENDPOINTS = [
+    ("GET", "/admin/v1/principals", None, "principals.read"),
+    ("POST", "/admin/v1/principals", {"id": "p-new-{role}"}, "principals.write"),
+    ("GET", "/admin/v1/principals/alice", None, "principals.read"),
+    ("POST", "/admin/v1/principals/alice/attestations", {"fact": "citizenships", "value": "US"}, "principals.write"),
+    ("GET", "/admin/v1/keys", None, "keys.read"),
+    ("POST", "/admin/v1/keys", {"principal_id": "alice"}, "keys.write"),
+    ("POST", "/admin/v1/keys/{victim}/revoke", None, "keys.write"),
+    ("POST", "/admin/v1/directives/plan", DIRECTIVE, "directives.read"),
+    ("POST", "/admin/v1/directives", DIRECTIVE, "directives.write"),
+    ("GET", "/admin/v1/directives", None, "directives.read"),
+    ("GET", "/admin/v1/directives/history", None, "directives.read"),
+    ("DELETE", "/admin/v1/directives/t-1", None, "directives.write"),
+    ("GET", "/admin/v1/audit/verify", None, "audit.read"),
+    ("GET", "/admin/v1/audit/content/req_missing", None, "content.read"),
+    ("GET", "/admin/v1/usage", None, "usage.read"),
+    ("GET", "/admin/v1/budgets", None, "usage.read"),
+    ("PUT", "/admin/v1/budgets", {"scope": "org", "id": "acme", "amount": 5}, "budgets.write"),
+    ("GET", "/admin/v1/reports/directives/t-1", None, "reports.read"),
+    ("POST", "/admin/v1/admins", {"principal_id": "alice", "role": "viewer"}, "admins.write"),
+]
+ALLOWED = {
+    "admin": {p for *_, p in ENDPOINTS},
+    "compliance": {"directives.read", "directives.write", "principals.read", "principals.write", "reports.read",
+                   "usage.read", "audit.read"},
+    "security": {"content.read", "audit.read", "principals.read", "directives.read", "usage.read", "reports.read"},
+    "viewer": {"reports.read", "usage.read", "directives.read"},
+}
+
+
+def denied_records(store) -> list[dict]:
+    with store.session() as s:
+        rows = s.scalars(select(AuditRecord.body).where(AuditRecord.kind == "admin")).all()
+    return [b for b in map(json.loads, rows) if b.get("action") == "admin.denied"]
+
+
+@pytest.mark.parametrize("role", ["admin", "compliance", "security", "viewer"])
+def test_role_matrix(gateway, role):
+    store = gateway.store
+    gateway.key("alice")
+    principals.add_principal(store, f"{role}-person", role, "lockgate-ops")
+    admin_key, _ = keys.create_key(store, f"{role}-person", role=role)
+    for method, path, body, perm in ENDPOINTS:
+        _, victim = keys.create_key(store, "alice")
+        url = gateway.url + path.format(role=role, victim=victim.id)
+        kw = {"content": body} if isinstance(body, str) else {"json": body}
+        if isinstance(body, dict):
+            kw["json"] = {k: (v.format(role=role) if isinstance(v, str) else v) for k, v in body.items()}
+        before = len(denied_records(store))
+        r = httpx.request(method, url, headers={"authorization": f"Bearer {admin_key}"}, timeout=30, **kw)
+        if perm in ALLOWED[role]:
+            assert r.status_code < 400 or (r.status_code == 404 and "content" in path), (role, method, path, r.text)
+        else:
+            assert r.status_code == 403, (role, method, path, r.status_code, r.text)
+            assert r.json()["error"]["type"] == "permission_error"
+            recs = denied_records(store)
+            assert len(recs) == before + 1 and recs[-1]["actor"] == f"{role}-person", (role, path)
+
+
+def test_plain_keys_and_garbage_are_not_admin(gateway):
+    plain = gateway.key("alice")
+    for cred in (plain, "nonsense", None):
+        h = {"authorization": f"Bearer {cred}"} if cred else {}
+        r = httpx.get(gateway.url + "/admin/v1/principals", headers=h)
+        assert r.status_code == 401 and r.json()["error"]["type"] == "authentication_error"
+
+
+def test_admin_actions_name_the_person(gateway):
+    store = gateway.store
+    principals.add_principal(store, "carol", "Carol", "ops")
+    k, _ = keys.create_key(store, "carol", role="compliance")
+    r = httpx.post(gateway.url + "/admin/v1/principals", json={"id": "dave"}, headers={"authorization": f"Bearer {k}"})
+    assert r.status_code == 201
+    with store.session() as s:
+        bodies = [json.loads(b) for b in s.scalars(select(AuditRecord.body).where(AuditRecord.kind == "admin"))]
+    assert any(b.get("action") == "principal.add" and b.get("target") == "dave" and b.get("actor") == "carol"
+               for b in bodies)
