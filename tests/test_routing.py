@@ -18,12 +18,16 @@ from lockgate.app import create_app
 from lockgate.pipeline import BaseStage, Pipeline, Skip
 from lockgate.routing import withdrawn as wstore
 
-FAST = {"connect": 0.5, "read": 1.0, "total": 1.5}
+# Generous for upstreams that answer (a loaded machine must not turn them into outages); short where a
+# test hangs on purpose, so it stays quick.
+FAST = {"connect": 5, "read": 10, "total": 10}
+HANG = {"connect": 5, "read": 0.5, "total": 0.5}
 
 
 def up(fake, model: str, provider: str = "openai", **kw) -> dict:
     base = f"{fake.url}/v1" if provider == "openai" else fake.url
-    return {"provider": provider, "model": model, "base_url": base, "timeout": FAST, **kw}
+    return {"provider": provider, "model": model, "base_url": base, "timeout": HANG if model == "hang" else FAST,
+            **kw}
 
 
 def closed_port_up(provider: str = "openai") -> dict:

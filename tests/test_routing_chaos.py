@@ -10,7 +10,7 @@ import time
 import httpx
 
 from lockgate.store import open_store
-from test_routing import FAST, chain_conf, chat, closed_port_up, serve, uniq, up
+from test_routing import HANG, chain_conf, closed_port_up, serve, uniq, up
 
 ALLOWED = {"fable-5", "opus-4.8", "haiku-safe"}
 N, CONCURRENCY = 48, 8
@@ -40,8 +40,9 @@ def test_chaos_every_request_ends_served_by_an_allowed_model_or_clearly(fake, st
         routing={"deadline": 4, "retries": 1, "breaker_failures": 3, "breaker_cooldown": 0.3},
         resume=True,
     )
-    conf["models"][2]["upstream"]["timeout"] = conf["models"][3]["upstream"]["timeout"] = {
-        "connect": 0.5, "read": 0.5, "total": 0.8}
+    for m in conf["models"]:  # the chaos upstreams hang now and then: keep those hangs short
+        for d in m.get("deployments") or [m["upstream"]]:
+            d["timeout"] = HANG
     outcomes: dict[str, int] = {}
     samples: list[str] = []
 
