@@ -28,7 +28,7 @@ class Timeouts(_Strict):
 
 
 class Upstream(_Strict):
-    provider: Literal["local", "openai", "anthropic", "fake"]
+    provider: Literal["local", "openai", "anthropic"]
     model: str
     base_url: str | None = None
     api_key: str | None = Field(default=None, repr=False)
@@ -190,6 +190,60 @@ def _interpolate(value: Any, path: tuple, where: str) -> Any:
     return value
 
 
+# Sections owned by a stage, validated here so a typo fails at load time with its line, not at start-up.
+SECTIONS = {
+    "identity": "lockgate.identity.settings:IdentitySettings",
+    "routing": "lockgate.routing.stage:Settings",
+    "directives": "lockgate.directives.stage:Settings",
+    "safeguards": "lockgate.safeguards.stage:Settings",
+    "audit": "lockgate.audit.settings:AuditSettings",
+    "metering": "lockgate.metering.settings:MeteringSettings",
+    "monitor": "lockgate.monitor.settings:MonitorSettings",
+}
+
+
+def _section_errors(conf: Config) -> list[dict]:
+    import importlib
+
+    errors = []
+    for name, target in SECTIONS.items():
+        data = getattr(conf, name)
+        if not data:
+            continue
+        mod, _, cls = target.partition(":")
+        try:
+            model = getattr(importlib.import_module(mod), cls)
+        except (ImportError, AttributeError):
+            continue  # that stage is not installed in this build
+        try:
+            model.model_validate(data)
+        except ValidationError as e:
+            errors += [{**err, "loc": (name, *err["loc"])} for err in e.errors()]
+    return errors
+
+
+def _describe(errors: list[dict], text: str, where: str) -> ConfigError:
+    lines = _line_map(text)
+    problems = []
+    for err in errors:
+        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        # `upstream:` shorthand is validated as deployments[0]; point back at what was written.
+        if "deployments" in loc:
+            i = loc.index("deployments")
+            alt = loc[:i] + ("upstream",) + loc[i + 2 :]
+            if loc[: i + 1] not in lines and alt[: i + 1] in lines:
+                loc = alt
+        line = None
+        for n in range(len(loc), -1, -1):
+            if loc[:n] in lines:
+                line = lines[loc[:n]]
+                break
+        dotted = ".".join(str(p) for p in loc) or "(top level)"
+        at = f" (line {line})" if line else ""
+        problems.append(f"  {dotted}{at}: {err['msg']}")
+    return ConfigError(f"{where}: invalid config:\n" + "\n".join(problems))
+
+
 def parse(text: str, where: str = "<config>") -> Config:
     try:
         data = yaml.safe_load(text) or {}
@@ -199,27 +253,13 @@ def parse(text: str, where: str = "<config>") -> Config:
         raise ConfigError(f"{where}: the top level must be a mapping")
     data = _interpolate(data, (), where)
     try:
-        return Config.model_validate(data)
+        conf = Config.model_validate(data)
     except ValidationError as e:
-        lines = _line_map(text)
-        problems = []
-        for err in e.errors():
-            loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
-            # `upstream:` shorthand is validated as deployments[0]; point back at what was written.
-            if "deployments" in loc:
-                i = loc.index("deployments")
-                alt = loc[:i] + ("upstream",) + loc[i + 2 :]
-                if loc[: i + 1] not in lines and alt[: i + 1] in lines:
-                    loc = alt
-            line = None
-            for n in range(len(loc), -1, -1):
-                if loc[:n] in lines:
-                    line = lines[loc[:n]]
-                    break
-            dotted = ".".join(str(p) for p in loc) or "(top level)"
-            at = f" (line {line})" if line else ""
-            problems.append(f"  {dotted}{at}: {err['msg']}")
-        raise ConfigError(f"{where}: invalid config:\n" + "\n".join(problems)) from None
+        raise _describe(e.errors(), text, where) from None
+    errors = _section_errors(conf)
+    if errors:
+        raise _describe(errors, text, where)
+    return conf
 
 
 def load(path: str | Path | None) -> Config:
