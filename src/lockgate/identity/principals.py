@@ -78,13 +78,20 @@ def attest(store: Store, id: str, a: "AttestationIn", actor: str | None = None) 
 
 def principal_for_token(store: Store, id: str, claims: dict, iss) -> Principal:
     """The stored principal a token names, created on first sight (a plain insert: no cache must drop)."""
-    with store.session() as s:
-        p = s.get(Principal, id)
-        if p is None:
-            name_claim, org_claim = iss.claims.get("name"), iss.claims.get("org")
-            p = Principal(id=id, name=str(claims.get(name_claim) or id), org=claims.get(org_claim) or None,
-                          created_at=now(), attributes={}, status="active")
-            s.add(p)
-            s.flush()
-        s.expunge(p)
-        return p
+    from sqlalchemy.exc import IntegrityError
+
+    for _ in range(2):  # two replicas seeing a new token at once: the loser re-reads
+        try:
+            with store.session() as s:
+                p = s.get(Principal, id)
+                if p is None:
+                    name_claim, org_claim = iss.claims.get("name"), iss.claims.get("org")
+                    p = Principal(id=id, name=str(claims.get(name_claim) or id), org=claims.get(org_claim) or None,
+                                  created_at=now(), attributes={}, status="active")
+                    s.add(p)
+                    s.flush()
+                s.expunge(p)
+                return p
+        except IntegrityError:
+            continue
+    raise RuntimeError(f"could not create principal {id!r}")
