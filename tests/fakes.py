@@ -126,8 +126,8 @@ class FakeUpstream:
             for i, w in enumerate(words):
                 if model == "cut" and i == 3:
                     return
-                if model == "slow":
-                    await asyncio.sleep(0.2)
+                if model in ("slow", "crawl"):
+                    await asyncio.sleep(0.2 if model == "slow" else 1.0)
                 text = w if i == 0 else " " + w
                 yield f"data: {json.dumps({**head, 'choices': [{'index': 0, 'delta': {'content': text}, 'finish_reason': None}]})}\n\n"
             yield f"data: {json.dumps({**head, 'choices': [{'index': 0, 'delta': {}, 'finish_reason': 'stop'}]})}\n\n"
@@ -164,8 +164,8 @@ class FakeUpstream:
             for i, w in enumerate(words):
                 if model == "cut" and i == 3:
                     return
-                if model == "slow":
-                    await asyncio.sleep(0.2)
+                if model in ("slow", "crawl"):
+                    await asyncio.sleep(0.2 if model == "slow" else 1.0)
                 text = w if i == 0 else " " + w
                 yield ev("content_block_delta", {"type": "content_block_delta", "index": 0,
                                                  "delta": {"type": "text_delta", "text": text}})

@@ -340,7 +340,8 @@ def test_breaker_opens_then_probes_half_open(fake, store):
 
 
 def test_backpressure_429_when_every_deployment_is_full(fake, store):
-    conf = chain_conf([up(fake, "slow", max_concurrency=1, timeout={"connect": 1, "read": 5, "total": 5})],
+    # `crawl` streams for ~6 s, so the second request surely arrives while the first holds the slot.
+    conf = chain_conf([up(fake, "crawl", max_concurrency=1, timeout={"connect": 1, "read": 10, "total": 30})],
                       [("opus-4.8", up(fake, uniq("backup")))])
     with serve(conf, store) as g:
         body = {"model": "fable-5", "messages": [{"role": "user", "content": "hi"}], "stream": True}

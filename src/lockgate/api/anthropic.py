@@ -8,7 +8,7 @@ from typing import Any, AsyncIterator, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from lockgate.api.common import sse, validation_error
+from lockgate.api.common import content_text, sse, validation_error
 from lockgate.chat import ChatRequest, Delta, Done, Event, Message
 from lockgate.context import RequestContext
 from lockgate.errors import GatewayError
@@ -36,18 +36,6 @@ class _Body(BaseModel):
     stream: bool = False
 
 
-def _text(content, where: str) -> tuple[str, str | None]:
-    if isinstance(content, str):
-        return content, None
-    texts = []
-    for block in content:
-        if block.get("type") == "text" and isinstance(block.get("text"), str):
-            texts.append(block["text"])
-        else:
-            return "", f"{block.get('type', 'non-text')} content in {where}"
-    return "".join(texts), None
-
-
 def parse(body: dict) -> ChatRequest:
     try:
         b = _Body.model_validate(body)
@@ -56,11 +44,11 @@ def parse(body: dict) -> ChatRequest:
     reason = "tools" if any(k in body for k in ("tools", "tool_choice")) else None
     system = None
     if b.system is not None:
-        system, why = _text(b.system, "system")
+        system, why = content_text(b.system, "system")
         reason = reason or why
     messages = []
     for i, m in enumerate(b.messages):
-        text, why = _text(m.content, f"messages.{i}")
+        text, why = content_text(m.content, f"messages.{i}")
         reason = reason or why
         messages.append(Message(m.role, text))
     return ChatRequest(

@@ -18,3 +18,19 @@ def validation_error(e: ValidationError) -> GatewayError:
 def sse(data: bytes, event: str | None = None) -> bytes:
     head = f"event: {event}\n".encode() if event else b""
     return head + b"data: " + data + b"\n\n"
+
+
+def content_text(content, where: str) -> tuple[str, str | None]:
+    """Message content as text, or the reason it must pass through untranslated (images, tool blocks).
+    Both APIs use a string or a list of typed parts with {"type": "text", "text": ...}."""
+    if content is None:
+        return "", None
+    if isinstance(content, str):
+        return content, None
+    texts = []
+    for part in content:
+        if part.get("type") == "text" and isinstance(part.get("text"), str):
+            texts.append(part["text"])
+        else:
+            return "", f"{part.get('type', 'non-text')} content in {where}"
+    return "".join(texts), None

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any, AsyncIterator, Literal
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from lockgate.api.common import sse, validation_error
+from lockgate.api.common import content_text, sse, validation_error
 from lockgate.chat import ChatRequest, Delta, Done, Event, Message
 from lockgate.context import RequestContext
 from lockgate.errors import GatewayError
@@ -37,21 +36,6 @@ class _Body(BaseModel):
     n: int | None = Field(default=None, ge=1, le=1)
 
 
-def _text(content, where: str) -> tuple[str, str | None]:
-    """Content as text, or the reason it must pass through untranslated."""
-    if content is None:
-        return "", None
-    if isinstance(content, str):
-        return content, None
-    texts = []
-    for part in content:
-        if part.get("type") == "text" and isinstance(part.get("text"), str):
-            texts.append(part["text"])
-        else:
-            return "", f"{part.get('type', 'non-text')} content in {where}"
-    return "".join(texts), None
-
-
 def parse(body: dict) -> ChatRequest:
     try:
         b = _Body.model_validate(body)
@@ -60,7 +44,7 @@ def parse(body: dict) -> ChatRequest:
     reason = "tools" if any(k in body for k in ("tools", "functions", "tool_choice")) else None
     system, messages = [], []
     for i, m in enumerate(b.messages):
-        text, why = _text(m.content, f"messages.{i}")
+        text, why = content_text(m.content, f"messages.{i}")
         reason = reason or why
         if m.role in ("tool", "function") or (m.model_extra or {}).get("tool_calls"):
             reason = reason or "tool calls"

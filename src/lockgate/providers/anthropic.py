@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from typing import AsyncIterator
 
-import httpx
 import orjson
 
 from lockgate.chat import ChatRequest, Delta, Done, Event, Usage
 from lockgate.errors import UpstreamError
 from lockgate.providers import sse
-from lockgate.providers.base import Provider, classify_exception, classify_http, http_client
+from lockgate.providers.base import HTTPProvider, classify_http
 
 FINISH = {"end_turn": "stop", "max_tokens": "length", "stop_sequence": "stop_sequence", "tool_use": "tool_calls",
           "refusal": "content_filter", "pause_turn": "stop"}
@@ -40,77 +39,64 @@ def to_body(req: ChatRequest, model: str, default_max_tokens: int) -> dict:
     return body
 
 
-class AnthropicProvider(Provider):
+class AnthropicProvider(HTTPProvider):
     api = "anthropic"
+    default_base_url = "https://api.anthropic.com"
 
-    def __init__(self, upstream) -> None:
-        super().__init__(upstream)
-        headers = {"anthropic-version": VERSION}
+    def headers(self, upstream) -> dict[str, str]:
+        h = {"anthropic-version": VERSION}
         if upstream.api_key:
-            headers["x-api-key"] = upstream.api_key
-        if not upstream.base_url:
-            upstream.base_url = "https://api.anthropic.com"
-        self.client = http_client(upstream, headers)
+            h["x-api-key"] = upstream.api_key
+        return h
 
-    async def aclose(self) -> None:
-        await self.client.aclose()
-
-    async def generate(self, req: ChatRequest, *, default_max_tokens: int) -> AsyncIterator[Event]:
-        self.check_translatable(req)
+    async def call(self, req: ChatRequest, default_max_tokens: int) -> AsyncIterator[Event]:
         body = to_body(req, self.upstream.model, default_max_tokens)
         hdrs = {"content-type": "application/json"}
-        try:
-            if not req.stream:
-                resp = await self.client.post("/v1/messages", content=orjson.dumps(body), headers=hdrs)
-                if resp.status_code >= 400:
-                    raise classify_http(resp.status_code, resp.text, resp.headers)
-                data = resp.json()
-                text = "".join(b.get("text", "") for b in data.get("content") or [] if b.get("type") == "text")
-                u = data.get("usage") or {}
-                yield Delta(text)
-                yield Done(FINISH.get(data.get("stop_reason") or "end_turn", "stop"),
-                           Usage(int(u.get("input_tokens") or 0), int(u.get("output_tokens") or 0)),
-                           stop_sequence=data.get("stop_sequence"),
-                           raw=data if req.passthrough_reason else None)
-                return
-            async with self.client.stream("POST", "/v1/messages", content=orjson.dumps(body), headers=hdrs) as resp:
-                if resp.status_code >= 400:
-                    await resp.aread()
-                    raise classify_http(resp.status_code, resp.text, resp.headers)
-                usage, finish, stop_seq, ended = Usage(), "stop", None, False
-                async for name, data in sse.events(resp):
-                    ev = orjson.loads(data)
-                    kind = ev.get("type") or name
-                    if kind == "error":
-                        err = ev.get("error") or {}
-                        raise UpstreamError("outage", 502, f"upstream stream error: {err.get('message', err)}")
-                    if kind == "message_start":
-                        u = (ev.get("message") or {}).get("usage") or {}
-                        usage.input_tokens = int(u.get("input_tokens") or 0)
-                    elif kind == "message_delta":
-                        d = ev.get("delta") or {}
-                        finish = FINISH.get(d.get("stop_reason") or "end_turn", "stop")
-                        stop_seq = d.get("stop_sequence")
-                        u = ev.get("usage") or {}
-                        usage.output_tokens = int(u.get("output_tokens") or usage.output_tokens)
-                        if u.get("input_tokens"):
-                            usage.input_tokens = int(u["input_tokens"])
-                    elif kind == "message_stop":
-                        ended = True
-                    text = ""
-                    if kind == "content_block_delta":
-                        delta = ev.get("delta") or {}
-                        text = delta.get("text", "") if delta.get("type") == "text_delta" else ""
-                    if req.passthrough_reason:
-                        yield Delta(text, raw=ev)
-                    elif text:
-                        yield Delta(text)
-                if not ended:
-                    raise UpstreamError("outage", 502, "upstream stream ended before message_stop")
-                yield Done(finish, usage, stop_sequence=stop_seq)
-        except UpstreamError:
-            raise
-        except (httpx.HTTPError, OSError) as e:
-            raise classify_exception(e) from None
-        except (ValueError, KeyError, TypeError, IndexError) as e:
-            raise UpstreamError("outage", 502, f"upstream sent a malformed response: {e}") from None
+        if not req.stream:
+            resp = await self.client.post("/v1/messages", content=orjson.dumps(body), headers=hdrs)
+            if resp.status_code >= 400:
+                raise classify_http(resp.status_code, resp.text, resp.headers)
+            data = resp.json()
+            text = "".join(b.get("text", "") for b in data.get("content") or [] if b.get("type") == "text")
+            u = data.get("usage") or {}
+            yield Delta(text)
+            yield Done(FINISH.get(data.get("stop_reason") or "end_turn", "stop"),
+                       Usage(int(u.get("input_tokens") or 0), int(u.get("output_tokens") or 0)),
+                       stop_sequence=data.get("stop_sequence"),
+                       raw=data if req.passthrough_reason else None)
+            return
+        async with self.client.stream("POST", "/v1/messages", content=orjson.dumps(body), headers=hdrs) as resp:
+            if resp.status_code >= 400:
+                await resp.aread()
+                raise classify_http(resp.status_code, resp.text, resp.headers)
+            usage, finish, stop_seq, ended = Usage(), "stop", None, False
+            async for name, data in sse.events(resp):
+                ev = orjson.loads(data)
+                kind = ev.get("type") or name
+                if kind == "error":
+                    err = ev.get("error") or {}
+                    raise UpstreamError("outage", 502, f"upstream stream error: {err.get('message', err)}")
+                if kind == "message_start":
+                    u = (ev.get("message") or {}).get("usage") or {}
+                    usage.input_tokens = int(u.get("input_tokens") or 0)
+                elif kind == "message_delta":
+                    d = ev.get("delta") or {}
+                    finish = FINISH.get(d.get("stop_reason") or "end_turn", "stop")
+                    stop_seq = d.get("stop_sequence")
+                    u = ev.get("usage") or {}
+                    usage.output_tokens = int(u.get("output_tokens") or usage.output_tokens)
+                    if u.get("input_tokens"):
+                        usage.input_tokens = int(u["input_tokens"])
+                elif kind == "message_stop":
+                    ended = True
+                text = ""
+                if kind == "content_block_delta":
+                    delta = ev.get("delta") or {}
+                    text = delta.get("text", "") if delta.get("type") == "text_delta" else ""
+                if req.passthrough_reason:
+                    yield Delta(text, raw=ev)
+                elif text:
+                    yield Delta(text)
+            if not ended:
+                raise UpstreamError("outage", 502, "upstream stream ended before message_stop")
+            yield Done(finish, usage, stop_sequence=stop_seq)

@@ -103,3 +103,37 @@ def http_client(upstream: Upstream, headers: dict[str, str]) -> httpx.AsyncClien
         timeout=httpx.Timeout(connect=t.connect, read=t.read, write=t.read, pool=t.connect),
         limits=httpx.Limits(max_connections=upstream.max_concurrency, max_keepalive_connections=upstream.max_concurrency),
     )
+
+
+class HTTPProvider(Provider):
+    """An upstream reached over HTTP: one pooled client, and transport failures classified in one place."""
+
+    default_base_url = ""
+
+    def __init__(self, upstream: Upstream) -> None:
+        super().__init__(upstream)
+        if not upstream.base_url:
+            upstream.base_url = self.default_base_url
+        self.client = http_client(upstream, self.headers(upstream))
+
+    def headers(self, upstream: Upstream) -> dict[str, str]:
+        return {}
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+    async def generate(self, req: ChatRequest, *, default_max_tokens: int) -> AsyncIterator[Event]:
+        self.check_translatable(req)
+        try:
+            async for ev in self.call(req, default_max_tokens):
+                yield ev
+        except GatewayError:
+            raise
+        except (httpx.HTTPError, OSError) as e:
+            raise classify_exception(e) from None
+        except (ValueError, KeyError, TypeError, IndexError) as e:
+            raise UpstreamError("outage", 502, f"upstream sent a malformed response: {e}") from None
+
+    @abstractmethod
+    def call(self, req: ChatRequest, default_max_tokens: int) -> AsyncIterator[Event]:
+        """The provider's request and response handling; may raise UpstreamError or let httpx errors out."""

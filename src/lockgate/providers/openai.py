@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from typing import AsyncIterator
 
-import httpx
 import orjson
 
 from lockgate.chat import ChatRequest, Delta, Done, Event, Usage
 from lockgate.errors import UpstreamError
 from lockgate.providers import sse
-from lockgate.providers.base import Provider, classify_exception, classify_http, http_client
+from lockgate.providers.base import HTTPProvider, classify_http
 
 FINISH = {"stop": "stop", "length": "length", "tool_calls": "tool_calls", "function_call": "tool_calls",
           "content_filter": "content_filter"}
@@ -44,64 +43,50 @@ def _usage(u: dict | None) -> Usage:
     return Usage(int(u.get("prompt_tokens") or 0), int(u.get("completion_tokens") or 0))
 
 
-class OpenAIProvider(Provider):
+class OpenAIProvider(HTTPProvider):
     api = "openai"
+    default_base_url = "https://api.openai.com/v1"
 
-    def __init__(self, upstream) -> None:
-        super().__init__(upstream)
-        headers = {"authorization": f"Bearer {upstream.api_key}"} if upstream.api_key else {}
-        if not upstream.base_url:
-            upstream.base_url = "https://api.openai.com/v1"
-        self.client = http_client(upstream, headers)
+    def headers(self, upstream) -> dict[str, str]:
+        return {"authorization": f"Bearer {upstream.api_key}"} if upstream.api_key else {}
 
-    async def aclose(self) -> None:
-        await self.client.aclose()
-
-    async def generate(self, req: ChatRequest, *, default_max_tokens: int) -> AsyncIterator[Event]:
-        self.check_translatable(req)
+    async def call(self, req: ChatRequest, default_max_tokens: int) -> AsyncIterator[Event]:
         body = to_body(req, self.upstream.model)
-        try:
-            if not req.stream:
-                resp = await self.client.post("/chat/completions", content=orjson.dumps(body),
-                                              headers={"content-type": "application/json"})
-                if resp.status_code >= 400:
-                    raise classify_http(resp.status_code, resp.text, resp.headers)
-                data = resp.json()
-                choice = (data.get("choices") or [{}])[0]
-                text = (choice.get("message") or {}).get("content") or ""
-                yield Delta(text)
-                yield Done(FINISH.get(choice.get("finish_reason") or "stop", "stop"), _usage(data.get("usage")),
-                           raw=data if req.passthrough_reason else None)
-                return
-            async with self.client.stream("POST", "/chat/completions", content=orjson.dumps(body),
-                                          headers={"content-type": "application/json"}) as resp:
-                if resp.status_code >= 400:
-                    await resp.aread()
-                    raise classify_http(resp.status_code, resp.text, resp.headers)
-                finish, usage, ended = "stop", Usage(), False
-                async for _, data in sse.events(resp):
-                    if data.strip() == "[DONE]":
-                        ended = True
-                        break
-                    chunk = orjson.loads(data)
-                    if "error" in chunk:
-                        raise UpstreamError("outage", 502, f"upstream stream error: {chunk['error']}")
-                    if chunk.get("usage"):
-                        usage = _usage(chunk["usage"])
-                    for choice in chunk.get("choices") or []:
-                        if choice.get("finish_reason"):
-                            finish = FINISH.get(choice["finish_reason"], "stop")
-                    text = "".join(((c.get("delta") or {}).get("content") or "") for c in chunk.get("choices") or [])
-                    if req.passthrough_reason:
-                        yield Delta(text, raw=chunk)
-                    elif text:
-                        yield Delta(text)
-                if not ended:
-                    raise UpstreamError("outage", 502, "upstream stream ended before [DONE]")
-                yield Done(finish, usage)
-        except UpstreamError:
-            raise
-        except (httpx.HTTPError, OSError) as e:
-            raise classify_exception(e) from None
-        except (ValueError, KeyError, TypeError, IndexError) as e:
-            raise UpstreamError("outage", 502, f"upstream sent a malformed response: {e}") from None
+        if not req.stream:
+            resp = await self.client.post("/chat/completions", content=orjson.dumps(body),
+                                          headers={"content-type": "application/json"})
+            if resp.status_code >= 400:
+                raise classify_http(resp.status_code, resp.text, resp.headers)
+            data = resp.json()
+            choice = (data.get("choices") or [{}])[0]
+            text = (choice.get("message") or {}).get("content") or ""
+            yield Delta(text)
+            yield Done(FINISH.get(choice.get("finish_reason") or "stop", "stop"), _usage(data.get("usage")),
+                       raw=data if req.passthrough_reason else None)
+            return
+        async with self.client.stream("POST", "/chat/completions", content=orjson.dumps(body),
+                                      headers={"content-type": "application/json"}) as resp:
+            if resp.status_code >= 400:
+                await resp.aread()
+                raise classify_http(resp.status_code, resp.text, resp.headers)
+            finish, usage, ended = "stop", Usage(), False
+            async for _, data in sse.events(resp):
+                if data.strip() == "[DONE]":
+                    ended = True
+                    break
+                chunk = orjson.loads(data)
+                if "error" in chunk:
+                    raise UpstreamError("outage", 502, f"upstream stream error: {chunk['error']}")
+                if chunk.get("usage"):
+                    usage = _usage(chunk["usage"])
+                for choice in chunk.get("choices") or []:
+                    if choice.get("finish_reason"):
+                        finish = FINISH.get(choice["finish_reason"], "stop")
+                text = "".join(((c.get("delta") or {}).get("content") or "") for c in chunk.get("choices") or [])
+                if req.passthrough_reason:
+                    yield Delta(text, raw=chunk)
+                elif text:
+                    yield Delta(text)
+            if not ended:
+                raise UpstreamError("outage", 502, "upstream stream ended before [DONE]")
+            yield Done(finish, usage)
