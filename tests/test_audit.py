@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
-from conftest import fake_models, run_gateway
+from support import fake_models, run_gateway
 from lockgate.audit import chain, content, record_admin
 from lockgate.audit.report import markdown
 from lockgate.audit.verify import export, verify_bundle, verify_store

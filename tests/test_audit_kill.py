@@ -16,7 +16,7 @@ import httpx
 import sqlalchemy as sa
 import yaml
 
-from conftest import fake_models
+from support import fake_models
 from fakes import free_port
 from lockgate.identity import keys, principals
 from lockgate.store import open_store

@@ -10,7 +10,7 @@ import anthropic
 import openai
 import pytest
 
-from conftest import run_gateway
+from support import run_gateway
 from lockgate import config as cfg
 from lockgate.directives import model as dmodel
 from lockgate.directives import service

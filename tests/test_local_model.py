@@ -10,7 +10,7 @@ import httpx
 import openai
 import pytest
 
-from conftest import run_gateway
+from support import run_gateway
 from lockgate import config as cfg
 from lockgate.store import open_store
 

@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
-from conftest import fake_models, run_gateway
+from support import fake_models, run_gateway
 from lockgate.cli.main import app as cli
 from lockgate.metering import budgets
 

@@ -10,7 +10,7 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import RSAKey
 
-from conftest import run_gateway
+from support import run_gateway
 from test_directives_june12 import ROOT, june12_config
 from lockgate import config as cfg
 from lockgate.directives import model as dmodel

@@ -13,7 +13,7 @@ import httpx
 import pytest
 import yaml
 
-from conftest import PG_URL
+from support import PG_URL
 from fakes import free_port
 from proxy import Proxy
 from test_directives_june12 import ROOT, june12_config

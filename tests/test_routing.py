@@ -11,7 +11,7 @@ from contextlib import contextmanager
 import httpx
 import pytest
 
-from conftest import RunningGateway
+from support import RunningGateway
 from fakes import ServerThread, free_port
 from lockgate import config as cfg
 from lockgate.app import create_app
