@@ -53,6 +53,11 @@ class Engine:
             self._boundary = min(edges) if edges else None
             self._cache = {}
 
+    @property
+    def used(self) -> tuple[str, ...]:
+        """The attributes some policy in force mentions."""
+        return self._used
+
     def forget(self) -> None:
         """Drops cached decisions and parsed entities (benchmarks; policy changes do this themselves)."""
         self._cache, self._entities = {}, {}

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Callable
 
+import orjson
 from sqlalchemy import select
 
 from lockgate.directives import cedar
@@ -78,30 +79,32 @@ def plan(store: Store, new: Directive, catalog: set[str], access_rules: list[Dir
                             "country — see the replayed requests for real contexts")
     models = sorted(set(new.models) | {m for d in before.state.applied if d.id == new.id for m in d.models})
     ctx = {"country": "", "api": "openai"}
-    groups: dict[str, tuple[dict, list[tuple[str, str]]]] = {}
+    used = sorted(set(before.used) | set(after.used))  # only these attributes can change a decision
+    groups: dict[bytes, tuple[dict, list[tuple[str, str, list[str]]]]] = {}
     with store.session() as s:
         for pid, org, facts in s.execute(select(Principal.id, Principal.org, Principal.attributes)).yield_per(5000):
             attrs = conclusions(facts, org, req, now)
-            key = json.dumps(attrs, sort_keys=True)
-            groups.setdefault(key, (attrs, []))[1].append((pid, org or "(none)"))
+            view = {a: attrs[a] for a in used}
+            key = orjson.dumps(view, option=orjson.OPT_SORT_KEYS)
+            groups.setdefault(key, (view, []))[1].append((pid, org or "(none)", attrs["citizenships"]))
             result.principals += 1
             if progress and result.principals % 5000 == 0:
                 progress(5000)
     result.groups = len(groups)
-    for attrs, members in groups.values():
+    for view, members in groups.values():
         for model in models:
-            b = before.decide(attrs, model, ctx, now)
-            a = after.decide(attrs, model, ctx, now)
+            b = before.decide(view, model, ctx, now)
+            a = after.decide(view, model, ctx, now)
             if _label(a) == _label(b):
                 continue
             result.changed[f"{model}: {_label(b)} -> {_label(a)}"] += len(members)
             result.by_model[model] += len(members)
-            for pid, org in members:
+            for pid, org, cits in members:
                 if pid in result._affected:
                     continue  # counted once, however many of its models change
                 result._affected.add(pid)
                 result.by_org[org] += 1
-                for c in attrs["citizenships"] or ["(not established)"]:
+                for c in cits or ["(not established)"]:
                     result.by_citizenship[c] += 1
     _replay(store, result, before, after, req, now - timedelta(days=days), now)
     return result
@@ -115,17 +118,19 @@ def _replay(store: Store, result: Plan, before: Engine, after: Engine, req: Requ
     except ImportError:  # pragma: no cover
         return
     with store.session() as s:
-        principals = {p.id: p for p in s.scalars(select(Principal))}
-        rows = s.execute(select(AuditRecord.body).where(AuditRecord.kind == "request", AuditRecord.at >= since))
-        for (body,) in rows:
-            rec = json.loads(body)
-            p = principals.get(rec.get("principal") or "")
-            model = rec.get("model_requested") or rec.get("requested_model")
-            if p is None or not model:
-                continue
-            attrs = conclusions(p.attributes, p.org, req, now)
-            ctx = {"country": rec.get("country") or "", "api": rec.get("api") or "openai"}
-            b, a = before.decide(attrs, model, ctx, now), after.decide(attrs, model, ctx, now)
-            result.replayed += 1
-            if _label(a) != _label(b):
-                result.replay_changed[f"{model}: {_label(b)} -> {_label(a)}"] += 1
+        records = [json.loads(b) for (b,) in s.execute(
+            select(AuditRecord.body).where(AuditRecord.kind == "request", AuditRecord.at >= since))]
+        ids = {r.get("principal") for r in records if r.get("principal")}
+        principals = {pid: (org, facts) for pid, org, facts in s.execute(
+            select(Principal.id, Principal.org, Principal.attributes).where(Principal.id.in_(ids)))} if ids else {}
+    for rec in records:
+        found = principals.get(rec.get("principal") or "")
+        model = rec.get("model_requested") or rec.get("requested_model")
+        if found is None or not model:
+            continue
+        attrs = conclusions(found[1], found[0], req, now)
+        ctx = {"country": rec.get("country") or "", "api": rec.get("api") or "openai"}
+        b, a = before.decide(attrs, model, ctx, now), after.decide(attrs, model, ctx, now)
+        result.replayed += 1
+        if _label(a) != _label(b):
+            result.replay_changed[f"{model}: {_label(b)} -> {_label(a)}"] += 1

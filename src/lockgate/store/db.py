@@ -7,6 +7,7 @@ from contextlib import contextmanager
 from importlib import resources
 from typing import Iterator
 
+import orjson
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy import create_engine, event, select, text, update
@@ -27,12 +28,18 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur.close()
 
 
+def _dumps(obj) -> str:
+    return orjson.dumps(obj).decode()
+
+
 def make_engine(url: str) -> Engine:
+    # orjson for JSON columns: principals' attributes are decoded on every plan and cache miss.
+    kw = {"json_serializer": _dumps, "json_deserializer": orjson.loads}
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10})
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10}, **kw)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, **kw)
 
 
 class Store:
