@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 
 import anthropic
-import httpx
 import openai
 import pytest
 
