@@ -60,6 +60,7 @@ def build_stages(gateway) -> list[Stage]:
     from lockgate.directives.stage import DirectivesStage
     from lockgate.identity.stage import IdentityStage
     from lockgate.metering.stage import MeteringStage
+    from lockgate.monitor.stage import MonitorStage
     from lockgate.routing.resolve import ResolveStage
     from lockgate.routing.stage import RoutingStage
     from lockgate.safeguards.stage import InputSafeguards, OutputSafeguards, Safeguards
@@ -67,6 +68,7 @@ def build_stages(gateway) -> list[Stage]:
     safety = Safeguards(gateway)  # one classifier and profile set for both safeguard stages
     return [
         IdentityStage(gateway),  # key or token -> principal with attested attributes
+        MonitorStage(gateway),  # throttles from the jailbreak monitor; observes hits off the request path
         ResolveStage(gateway),  # the model asked for is in the catalog
         DirectivesStage(gateway),  # may this principal use it? allow, re-route or deny
         InputSafeguards(gateway, safety),  # is the prompt safe for this model's profile? refuse or re-route

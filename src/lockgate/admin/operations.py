@@ -101,3 +101,37 @@ async def add_admin(request: Request, body: AdminIn, actor: Actor = require("adm
         lambda: _run(keys.create_key, store(request), body.principal_id, name=f"admin:{body.role}", role=body.role,
                      actor=actor.id))
     return {**info.to_dict(), "key": secret}
+
+
+@router.get("/incidents")
+async def incidents_list(request: Request, all: bool = False, actor: Actor = require("incidents.read")) -> dict:
+    from lockgate.monitor import incidents
+
+    return {"data": await to_thread.run_sync(incidents.list_incidents, store(request), None if all else "open")}
+
+
+@router.get("/incidents/{incident_id}")
+async def incident_show(request: Request, incident_id: int, actor: Actor = require("incidents.read")) -> dict:
+    from lockgate.monitor import incidents
+
+    try:
+        return await to_thread.run_sync(incidents.get_incident, store(request), incident_id)
+    except incidents.NotFound as e:
+        raise GatewayError(404, str(e)) from None
+
+
+class ResolveIn(BaseModel):
+    note: str = ""
+    lift: bool = False  # also lift the throttle or suspension
+
+
+@router.post("/incidents/{incident_id}/resolve")
+async def incident_resolve(request: Request, incident_id: int, body: ResolveIn,
+                           actor: Actor = require("incidents.write")) -> dict:
+    from lockgate.monitor import incidents
+
+    try:
+        return await to_thread.run_sync(lambda: incidents.resolve(store(request), incident_id, body.note, body.lift,
+                                                                  actor=actor.id))
+    except incidents.NotFound as e:
+        raise GatewayError(404, str(e)) from None

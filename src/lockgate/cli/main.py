@@ -11,6 +11,7 @@ from lockgate import config as cfg
 from lockgate.cli import admins, demo, directive, keys, principals
 from lockgate.cli import audit, budgets, report, retention, usage
 from lockgate.cli import models
+from lockgate.cli import incidents, monitor
 from lockgate.cli.common import err, fail, open_store
 
 app = typer.Typer(help="lockgate: a gateway that decides, per request, who may use which model under which rules.",
@@ -26,6 +27,8 @@ app.add_typer(report.app, name="report")
 app.command("usage")(usage.usage)
 app.add_typer(directive.app, name="directive")
 app.add_typer(demo.app, name="demo")
+app.add_typer(incidents.app, name="incidents")
+app.add_typer(monitor.app, name="monitor")
 
 try:  # the safeguards CLI pulls in heavier dependencies; the gateway runs without it
     from lockgate.cli import safety
