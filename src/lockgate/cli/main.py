@@ -6,6 +6,7 @@ import logging
 import os
 
 import typer
+from rich.markup import escape
 
 from lockgate import config as cfg
 from lockgate.cli import admins, demo, directive, keys, principals
@@ -63,8 +64,9 @@ def serve(
         fail(f"cannot open the store at {url.split('@')[-1]}: {type(e).__name__}: {e}")
     h = host or conf.server.host
     p = port or conf.server.port
-    err.print(f"lockgate: {len(conf.models)} model(s) [{', '.join(m.name for m in conf.models)}], "
-              f"store {store.engine.dialect.name}, home {cfg.home()}, listening on http://{h}:{p}")
+    err.print(escape(f"lockgate: {len(conf.models)} model(s) [{', '.join(m.name for m in conf.models)}], "
+                     f"store {store.engine.dialect.name}, home {cfg.home()}, listening on http://{h}:{p}"),
+              highlight=False)
     uvicorn.run(create_app(conf, store), host=h, port=p, log_level=log_level, access_log=False)
 
 
