@@ -13,8 +13,13 @@ class AuditSettings(BaseModel):
     checkpoint_seconds: float = Field(5.0, gt=0)  # sign the head at most this often (and on shutdown)
     purge_seconds: float = Field(3600, gt=0)  # how often the background purge runs
     max_batch: int = Field(1000, ge=1)  # records per group commit
-    # SQLite: fsync every group commit (survives power loss). Off, a commit survives kill -9, not power loss.
+    # Journal each record to a local file before its answer completes (survives kill -9 at the cost of a
+    # write); off, the answer waits for the database group commit instead.
+    journal: bool = True
+    # fsync the journal (grouped) before the answer completes, and each SQLite group commit: survives
+    # power loss. Off, a record survives kill -9, not power loss.
     fsync: bool = False
+    replica_id: str | None = None  # names this process's journal (default $LOCKGATE_REPLICA_ID, else hostname)
 
     @classmethod
     def of(cls, config) -> "AuditSettings":

@@ -1,8 +1,9 @@
 """AuditStage (last in the chain): the record of every request, durable before the answer completes.
 
-The record is queued for the group commit when the final Done event passes, and Done is released to
-the client only once that group has committed: "the client got a complete answer" implies "the
-record is stored". Requests that end otherwise are recorded in on_finish without waiting.
+When the final Done event passes, the record is appended to the local journal (one write) and queued
+for the group commit; Done is released only after the journal write (with `audit.fsync`, its fdatasync):
+"the client got a complete answer" implies "the record survives a kill -9". Without a journal, Done
+waits for the group commit. Requests that end otherwise are recorded in on_finish without waiting.
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ import time
 from datetime import datetime, timezone
 from typing import AsyncIterator, Callable
 
+from lockgate import config
 from lockgate.audit import content, metrics
 from lockgate.audit.chain import Entry
+from lockgate.audit.journal import Journal, directory
 from lockgate.audit.record import request_body
 from lockgate.audit.settings import AuditSettings
 from lockgate.audit.writer import Writer
@@ -36,8 +39,18 @@ class AuditStage(BaseStage):
         self.key = content.content_key() if self.settings.content else None
         self._last_purge = time.monotonic()
         self.writer = Writer(gateway.store, self.settings.checkpoint_seconds, self.settings.max_batch,
-                             self.settings.fsync, on_idle=self._housekeeping)
+                             self.settings.fsync, on_idle=self._housekeeping, journal=self._journal())
         self._lifetime: asyncio.Task | None = None
+
+    def _journal(self) -> Journal | None:
+        if not self.settings.journal:
+            return None
+        url = self.gw.store.engine.url.render_as_string(hide_password=True)
+        return Journal(directory(config.home(), url), self.settings.replica_id, self.settings.fsync)
+
+    async def start(self) -> None:
+        """At gateway start: the writer replays what a killed predecessor journaled, before any request."""
+        self._start()
 
     def _start(self) -> None:
         if self._lifetime is None:
@@ -81,7 +94,9 @@ class AuditStage(BaseStage):
             if isinstance(ev, Done):
                 self._start()
                 try:
-                    await self.writer.append(self._entry(ctx, ev, "".join(parts)))
+                    wait = self.writer.durable(self._entry(ctx, ev, "".join(parts)))
+                    if wait is not None:
+                        await asyncio.wrap_future(wait)
                 except Exception as e:  # no record, no complete answer
                     log.error("audit record for %s not stored: %s", ctx.request_id, e)
                     raise GatewayError(503, "The audit trail is unavailable; the answer was withheld.") from None
@@ -93,5 +108,8 @@ class AuditStage(BaseStage):
     async def on_finish(self, ctx: RequestContext) -> None:
         if not ctx.extra.get("audit_stored"):
             self._start()
-            self.writer.submit(self._entry(ctx, None, ""))  # not awaited: no complete answer depends on it
+            try:
+                self.writer.submit(self._entry(ctx, None, ""))  # not awaited: no complete answer depends on it
+            except OSError as e:
+                log.error("audit record for %s not journaled: %s", ctx.request_id, e)
         metrics.observe(ctx, ctx.extra.get("audit") or {})
