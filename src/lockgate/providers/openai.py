@@ -72,8 +72,10 @@ class OpenAIProvider(HTTPProvider):
             finish, usage, ended = "stop", Usage(), False
             async for _, data in sse.events(resp):
                 if data.strip() == "[DONE]":
-                    ended = True
-                    break
+                    ended = True  # keep reading to the end of the body, so the connection is reused
+                    continue
+                if ended:
+                    continue
                 chunk = orjson.loads(data)
                 if "error" in chunk:
                     raise UpstreamError("outage", 502, f"upstream stream error: {chunk['error']}")
