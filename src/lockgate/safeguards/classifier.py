@@ -74,7 +74,7 @@ class Classifier:
         self.screen = np.array([meta["screen_thresholds"][d] for d in self.domains], dtype=np.float32)
         self.thresholds: dict[str, float] = {d: float(meta["thresholds"][d]) for d in self.domains}
         self.s1_thresholds: dict[str, float] = {d: float(meta["s1_thresholds"][d]) for d in self.domains}
-        self.max_stage2_segments = int(meta.get("max_stage2_segments", 12))
+        self.max_stage2_segments = int(meta.get("max_stage2_segments", 6))
         self.mix_w2 = float(meta.get("mix_w2", 1.0))
         self.window_words = int(meta.get("window_words", 64))
         self.window_stride = int(meta.get("window_stride", 32))
@@ -116,8 +116,9 @@ class Classifier:
         for t in texts:
             for form in normalise_forms(t):
                 for w in segments(form, self.window_words, self.window_stride):
-                    if w not in seen:
-                        seen.add(w)
+                    key = " ".join(w.lower().split())
+                    if key not in seen:
+                        seen.add(key)
                         segs.append(w)
         return segs
 

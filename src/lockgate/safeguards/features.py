@@ -102,13 +102,15 @@ def sentences(text: str, min_words: int = 5) -> list[str]:
 
 
 def segments(text: str, size: int = 64, stride: int = 32, max_segments: int = 96) -> list[str]:
-    """What gets scored for one text form: the whole text, word windows (long texts)
+    """What gets scored for one text form: the whole text (or, when long, its word windows)
     and sentence/line pieces (multi-sentence texts), so a short payload inside a long
     jailbreak wrapper is scored on its own."""
     words = text.split()
     if len(words) <= 12:
         return [text]
     segs = windows(text, size, stride)
+    if len(segs) > 1:
+        segs = segs[1:]  # long text: the windows cover it; the whole text would only be truncated
     sents = sentences(text)
     if len(sents) > 1:
         for snt in sents:

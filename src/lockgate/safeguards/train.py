@@ -275,7 +275,7 @@ def train(
         "bits": bits,
         "window_words": WINDOW_WORDS,
         "window_stride": WINDOW_STRIDE,
-        "max_stage2_segments": 12,
+        "max_stage2_segments": 6,
         "mix_w2": MIX_W2,
         "screen_thresholds": screen,
         "thresholds": thr,
