@@ -33,6 +33,7 @@ class Engine:
         self._lock = threading.Lock()
         self._cache: dict[tuple, Decision] = {}
         self._entities: dict[str, object] = {}  # attribute digest -> parsed Cedar entity set
+        self._reach: dict[str, list[str]] = {}
         self._boundary: datetime | None = None
         self.load(State(0, [], frozenset()))
 
@@ -46,9 +47,11 @@ class Engine:
         # Only the attributes some policy mentions can change a decision; projecting onto them lets everyone
         # who differs only in others share a cached decision (and lets `plan` evaluate a handful of groups).
         used = tuple(sorted(a for a in cedar.ATTRIBUTES if a in compiled.text))
+        reach = _reachable(rules)
         with self._lock:
             self.state, self.version, self._compiled, self._by_id = state, state.version, compiled, by_id
             self._used = used
+            self._reach = reach
             self.ever_restricted = frozenset(state.ever_restricted | {m for d in self.access_rules for m in d.models})
             self._boundary = min(edges) if edges else None
             self._cache = {}
@@ -88,9 +91,13 @@ class Engine:
 
     def _evaluate(self, ents, model: str, context: dict) -> Decision:
         compiled, by_id = self._compiled, self._by_id
+        # The model and every re-route target a rule could send it to, decided in one call.
+        results = cedar.authorize(compiled, ents, self._reach.get(model, [model]), context)
         visited, fired_all, notice, current = [model], [], None, model
         while True:
-            allowed, fired, errors = cedar.authorize(compiled, ents, current, context)
+            if current not in results:
+                results.update(cedar.authorize(compiled, ents, [current], context))
+            allowed, fired, errors = results[current]
             if errors:  # a directive that fails to evaluate denies
                 return Decision("deny", "", tuple(fired_all), notice, f"policy evaluation failed: {errors[0]}")
             if allowed:
@@ -108,6 +115,21 @@ class Engine:
                 return Decision("deny", "", tuple(fired_all), notice, f"re-route target {target} {why}")
             visited.append(target)
             current = target
+
+
+def _reachable(rules: list[Directive]) -> dict[str, list[str]]:
+    """model -> [model, then every fallback reachable through rules naming it], in search order."""
+    out: dict[str, list[str]] = {}
+    for start in {m for r in rules for m in r.models}:
+        order, todo = [start], [start]
+        while todo:
+            m = todo.pop(0)
+            for r in rules:
+                if m in r.models and r.fallback and r.fallback not in order:
+                    order.append(r.fallback)
+                    todo.append(r.fallback)
+        out[start] = order
+    return out
 
 
 def _digest(attrs: dict) -> str:
