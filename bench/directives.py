@@ -1,16 +1,19 @@
 """Directive benchmarks: decision latency, propagation across replicas, plan time for 100k principals.
 
     .venv/bin/python bench/directives.py [--pg postgresql+psycopg://…] [--principals 100000] [--rounds 20]
+                                         [--decisions 50000] [--only-decisions]
 
-Prints a table. Targets (issue #3): decision ≤ 50 µs p99 cached, ≤ 200 µs p99 uncached; propagation
-≤ 1 s p99 on 3 replicas; plan ≤ 30 s for 100k principals.
+Prints the load average and a table. Targets (issue #3): decision ≤ 50 µs p99 cached, ≤ 200 µs p99
+uncached; propagation ≤ 1 s p99 on 3 replicas; plan ≤ 30 s for 100k principals.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import random
+import resource
 import subprocess
 import sys
 import tempfile
@@ -40,25 +43,58 @@ def pct(xs, p):
     return xs[min(len(xs) - 1, int(p / 100 * len(xs)))]
 
 
-def decisions(n: int = 20000) -> list[tuple]:
+def _timed(setup, fn, n: int, warmup: int) -> tuple[list[float], list[float], int]:
+    """Wall-clock and on-CPU µs of `fn()` (after `setup()`, untimed), n samples after a warm-up, and how
+    many times the kernel preempted this thread meanwhile (involuntary context switches).
+
+    The garbage collector is paused while sampling (collected first): a collection is whole-process
+    housekeeping that lands on whichever sample happens to allocate, and the server runs its own schedule
+    of them. On-CPU time (this thread's CPU clock) is shown beside wall time because the development
+    machine is shared: the gap between the two is time spent waiting for a CPU, not deciding."""
+    for _ in range(warmup):
+        setup()
+        fn()
+    wall, cpu = [], []
+    gc.collect()
+    gc.disable()
+    switches = resource.getrusage(resource.RUSAGE_THREAD).ru_nivcsw
+    try:
+        for _ in range(n):
+            setup()
+            c0 = time.thread_time_ns()
+            t0 = time.perf_counter_ns()
+            fn()
+            t1 = time.perf_counter_ns()
+            c1 = time.thread_time_ns()
+            wall.append((t1 - t0) / 1000)
+            cpu.append((c1 - c0) / 1000)
+    finally:
+        gc.enable()
+    return wall, cpu, resource.getrusage(resource.RUSAGE_THREAD).ru_nivcsw - switches
+
+
+def decisions(n: int = 50_000, warmup: int = 5_000) -> list[tuple]:
     d = dmodel.load(ROOT / "examples/june-12/directive.yaml")
     rule = access_rule("mythos-5", 'principal.programs.contains("glasswing")', "reroute", "opus-4.8", "")
     eng = Engine({"fable-5", "mythos-5", "opus-4.8"}, [rule])
     eng.load(State(1, [d], frozenset(d.models)))
-    attrs = conclusions({}, "acme", Requirements())
+    attrs = conclusions({}, "acme", Requirements())  # a foreign person: fable-5 is re-routed to opus-4.8
     ctx = {"country": "US", "api": "openai"}
-    uncached, cached = [], []
-    for _ in range(n):
-        eng.forget()  # a true miss: parse the entity and evaluate, as for a never-seen attribute set
-        t = time.perf_counter_ns()
+    assert eng.decide(attrs, "fable-5", ctx).model == "opus-4.8"
+
+    def decide():
         eng.decide(attrs, "fable-5", ctx)
-        uncached.append((time.perf_counter_ns() - t) / 1000)
-    for _ in range(n):
-        t = time.perf_counter_ns()
-        eng.decide(attrs, "fable-5", ctx)
-        cached.append((time.perf_counter_ns() - t) / 1000)
+
+    # A true miss: the decision cache is emptied before every sample, as for a never-seen attribute
+    # projection, so each one has Cedar parse the entity and evaluate the model and its re-route target.
+    uncached, uncached_cpu, preempted = _timed(eng.forget, decide, n, warmup)
+    decide()
+    cached, cached_cpu, _ = _timed(lambda: None, decide, n, warmup)
+    print(f"uncached decisions: {n:,} samples, preempted {preempted:,} times while sampling")
     return [("decision, uncached (µs)", pct(uncached, 50), pct(uncached, 99), "≤ 200 p99"),
-            ("decision, cached (µs)", pct(cached, 50), pct(cached, 99), "≤ 50 p99")]
+            ("decision, uncached, on-CPU (µs)", pct(uncached_cpu, 50), pct(uncached_cpu, 99), "(diagnostic)"),
+            ("decision, cached (µs)", pct(cached, 50), pct(cached, 99), "≤ 50 p99"),
+            ("decision, cached, on-CPU (µs)", pct(cached_cpu, 50), pct(cached_cpu, 99), "(diagnostic)")]
 
 
 def propagation(url: str, home: Path, rounds: int) -> tuple:
@@ -139,8 +175,15 @@ def main() -> None:
     ap.add_argument("--pg", help="PostgreSQL URL for the propagation and plan runs (default: SQLite)")
     ap.add_argument("--principals", type=int, default=100_000)
     ap.add_argument("--rounds", type=int, default=20)
+    ap.add_argument("--decisions", type=int, default=50_000, help="samples per decision measure")
+    ap.add_argument("--only-decisions", action="store_true", help="skip the propagation and plan runs")
     a = ap.parse_args()
-    rows = decisions()
+    load0 = os.getloadavg()
+    rows = decisions(a.decisions)
+    load1 = os.getloadavg()
+    if a.only_decisions:
+        _print(rows, "in-process", load0, load1)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp)
         os.environ["LOCKGATE_HOME"] = tmp
@@ -156,7 +199,13 @@ def main() -> None:
                 c.execute(sa.text("CREATE DATABASE lg_bench_plan"))
             url2 = a.pg.rsplit("/", 1)[0] + "/lg_bench_plan"
         rows.append(plan_time(url2, home, a.principals))
-    store = "PostgreSQL" if a.pg else "SQLite"
+    _print(rows, "PostgreSQL" if a.pg else "SQLite", load0, load1, os.getloadavg())
+
+
+def _print(rows, store: str, *loads) -> None:
+    when = "before the decisions, after them" + (", at the end" if len(loads) > 2 else "")
+    print(f"\nload average (1, 5, 15 min) {when}: " + "; ".join(" ".join(f"{x:.2f}" for x in la) for la in loads)
+          + f" ({os.cpu_count()} CPUs)")
     print(f"\n| measure ({store}) | p50 | p99 | target |\n|---|---|---|---|")
     for name, p50, p99, target in rows:
         print(f"| {name} | {p50:.1f} | {p99:.1f} | {target} |")
