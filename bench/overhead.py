@@ -118,7 +118,7 @@ def tree_hwm_mb(pid: int) -> float:
     return sum(status_mb(p, "VmHWM") for p in [pid, *kids])
 
 
-def start_lockgate(up: str, tmp: Path, extra: dict | None = None) -> tuple[subprocess.Popen, str, str]:
+def start_lockgate(up: str, tmp: Path, extra: dict | None = None, workers: int = 1) -> tuple[subprocess.Popen, str, str]:
     import yaml
 
     tmp = Path(tempfile.mkdtemp(prefix="lg-", dir=tmp))  # a fresh home and store per gateway
@@ -137,7 +137,7 @@ def start_lockgate(up: str, tmp: Path, extra: dict | None = None) -> tuple[subpr
     store.dispose()
     port = free_port()
     proc = spawn([str(Path(sys.executable).with_name("lockgate")), "serve", "-c", str(tmp / "lockgate.yaml"),
-                  "--port", str(port), "--log-level", "warning"], env, tmp / "lg.log",
+                  "--port", str(port), "--log-level", "warning", "--workers", str(workers)], env, tmp / "lg.log",
                  f"http://127.0.0.1:{port}/healthz")
     return proc, f"http://127.0.0.1:{port}", secret
 
@@ -298,6 +298,7 @@ def main() -> None:
     ap.add_argument("--soak", action="store_true", help="then 100k requests through lockgate, RSS sampled")
     ap.add_argument("--soak-requests", type=int, default=100_000)
     ap.add_argument("--skip-litellm", action="store_true")
+    ap.add_argument("--lockgate-workers", type=int, default=1, help="lockgate serve --workers")
     ap.add_argument("--audit-compare", action="store_true", help="also lockgate with audit.journal: false")
     ap.add_argument("--audit-micro", action="store_true", help="only the in-process audit wait, per mode")
     a = ap.parse_args()
@@ -312,9 +313,10 @@ def main() -> None:
     rows, ll_rps, samples = [], None, []
     try:
         base = measure(up, None, n, c)
-        lg, lg_url, key = start_lockgate(up, tmp)
+        lg, lg_url, key = start_lockgate(up, tmp, workers=a.lockgate_workers)
         procs.append(lg)
-        rows.append(("lockgate", measure(lg_url, key, n, c), tree_hwm_mb(lg.pid), ""))
+        name = "lockgate" + (f" (--workers {a.lockgate_workers})" if a.lockgate_workers > 1 else "")
+        rows.append((name, measure(lg_url, key, n, c), tree_hwm_mb(lg.pid), ""))
         ll, where, llkey = (None, "skipped (--skip-litellm)", "") if a.skip_litellm else start_litellm(up, tmp)
         if ll is not None:
             procs.append(ll)
@@ -326,7 +328,7 @@ def main() -> None:
         samples = soak(lg_url, key, lg.pid, a.soak_requests, c) if a.soak else []
         if a.audit_compare:
             stop(lg)
-            lg, url2, key2 = start_lockgate(up, tmp, {"audit": {"journal": False}})
+            lg, url2, key2 = start_lockgate(up, tmp, {"audit": {"journal": False}}, a.lockgate_workers)
             procs.append(lg)
             rows.append(("lockgate, `audit.journal: false`", measure(url2, key2, n, c), tree_hwm_mb(lg.pid),
                          "final event waits for the DB commit"))

@@ -241,3 +241,11 @@ def test_directive_report_aggregates_without_content(home, store, tmp_path, monk
     monkeypatch.setenv("LOCKGATE_DATABASE_URL", store.url)
     res = runner.invoke(cli, ["report", "directive", "export-2025", "--out", str(tmp_path / "r.md")])
     assert res.exit_code == 0 and "Requests affected: **2**" in (tmp_path / "r.md").read_text()
+
+
+def test_sealed_content_gets_fresh_salts_and_nonces():
+    key = bytes(32)
+    blobs = [content.seal("req_x", {"messages": "same"}, key) for _ in range(600)]  # spans several refills
+    assert len({b[:12] for b, _ in blobs}) == len(blobs)  # nonces
+    assert len({d for _, d in blobs}) == len(blobs)  # salted digests
+    assert content.open_sealed("req_x", blobs[-1][0], key)[0] == {"messages": "same"}

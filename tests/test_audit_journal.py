@@ -159,3 +159,23 @@ def test_records_held_only_by_the_journal_survive_kill_9(fake, store_url, tmp_pa
     res = subprocess.run([LOCKGATE, "audit", "verify"], env=env, capture_output=True, text=True, timeout=120)
     assert res.returncode == 0 and "ok:" in res.stderr, res.stderr
     store.dispose()
+
+
+def test_journaled_records_linger_for_company_but_awaited_ones_do_not(tmp_path, store):
+    import time
+
+    w = Writer(store, checkpoint_every=5, journal=Journal(tmp_path / "j", "gw"), linger=2.0)
+    w.start()
+    futs = [w.submit(entry(i)) for i in range(1, 6)]  # journaled: nobody waits on their commit
+    t = time.monotonic()
+    admin = Entry("admin", datetime.now(UTC), {"type": "admin", "n": 0})  # not journaled: its caller waits
+    assert w.submit(admin).result(30)
+    assert time.monotonic() - t < 1.5  # it ended the lingering group instead of waiting out the 2 s
+    assert [f.result(30) for f in futs] == [1, 2, 3, 4, 5]
+    assert w.batches == 1  # one transaction for the six
+    t = time.monotonic()
+    assert w.submit(entry(6)).result(30) == 7  # alone, it waits out the linger, then commits
+    assert time.monotonic() - t >= 1.0
+    w.stop()
+    assert sorted(request_ids(store)) == [f"req_{i}" for i in range(1, 7)]
+    assert verify_store(store).ok

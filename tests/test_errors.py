@@ -104,3 +104,22 @@ def test_health_and_ready(gateway):
     assert httpx.get(gateway.url + "/healthz").json() == {"status": "ok"}
     r = httpx.get(gateway.url + "/readyz")
     assert r.status_code == 200 and r.json()["store"] is True
+
+
+def test_crash_on_a_chat_route_is_a_shaped_500(gateway, monkeypatch):
+    pipeline = gateway.server.server.config.app.state.gateway.pipeline
+
+    async def boom(ctx):
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(pipeline, "run", boom)
+    key = gateway.key()
+    r = post(gateway, "/v1/chat/completions", OK, key)
+    assert r.status_code == 500 and "Internal error" in openai_shape(r)["message"]
+    r = post(gateway, "/v1/messages", OK_A, headers={"x-api-key": key, "anthropic-version": "2023-06-01"})
+    assert r.status_code == 500 and "Internal error" in anthropic_shape(r)["message"]
+
+
+def test_chat_routes_answer_other_methods_with_a_shaped_405(gateway):
+    r = httpx.get(gateway.url + "/v1/chat/completions")
+    assert r.status_code == 405 and openai_shape(r)

@@ -121,3 +121,16 @@ def test_routing_settings_are_strict(fake, store):
     with pytest.raises(Exception, match="retrys"):
         create_app(cfg.Config.model_validate({"models": [{"name": "m", "upstream": {
             "provider": "openai", "model": "echo", "base_url": fake.url}}], "routing": {"retrys": 2}}), store)
+
+
+def test_classify_exceptions_look_under_httpx_aiohttp_mapping():
+    # httpx-aiohttp raises httpx.ConnectTimeout for every aiohttp connection error; only real timeouts are 504.
+    import aiohttp
+    import httpx
+
+    for cause, status in ((aiohttp.ServerDisconnectedError(), 502), (aiohttp.ConnectionTimeoutError(), 504),
+                          (aiohttp.SocketTimeoutError(), 504)):
+        e = httpx.ConnectTimeout(str(cause))
+        e.__cause__ = cause
+        got = classify_exception(e)
+        assert got.kind == "outage" and got.status == status, (cause, got)

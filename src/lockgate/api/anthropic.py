@@ -84,26 +84,30 @@ async def stream(ctx: RequestContext, events: AsyncIterator[Event]) -> AsyncIter
                     raw = {**raw, "message": {**raw.get("message", {}), "model": ctx.model}}
                 yield sse(dump(raw), raw.get("type"))
                 continue
+            # The events one internal event makes go out in one write (one syscall, one wake-up of the client).
+            out = b""
             if not started and not ctx.req.passthrough_reason:
                 started = True
                 msg = {"id": _mid(ctx), "type": "message", "role": "assistant", "model": ctx.model, "content": [],
                        "stop_reason": None, "stop_sequence": None,
                        "usage": {"input_tokens": ctx.usage.input_tokens, "output_tokens": 0}}
-                yield sse(dump({"type": "message_start", "message": msg}), "message_start")
-                yield sse(dump({"type": "content_block_start", "index": 0,
-                                "content_block": {"type": "text", "text": ""}}), "content_block_start")
+                out = (sse(dump({"type": "message_start", "message": msg}), "message_start")
+                       + sse(dump({"type": "content_block_start", "index": 0,
+                                   "content_block": {"type": "text", "text": ""}}), "content_block_start"))
             if isinstance(ev, Delta):
                 if ev.text:
-                    yield sse(dump({"type": "content_block_delta", "index": 0,
-                                    "delta": {"type": "text_delta", "text": ev.text}}), "content_block_delta")
+                    out += sse(dump({"type": "content_block_delta", "index": 0,
+                                     "delta": {"type": "text_delta", "text": ev.text}}), "content_block_delta")
             elif isinstance(ev, Done) and not ctx.req.passthrough_reason:
-                yield sse(dump({"type": "content_block_stop", "index": 0}), "content_block_stop")
-                yield sse(dump({"type": "message_delta",
-                                "delta": {"stop_reason": STOP.get(ev.finish_reason, "end_turn"),
-                                          "stop_sequence": ev.stop_sequence},
-                                "usage": {"input_tokens": ev.usage.input_tokens,
-                                          "output_tokens": ev.usage.output_tokens}}), "message_delta")
-                yield sse(dump({"type": "message_stop"}), "message_stop")
+                out += sse(dump({"type": "content_block_stop", "index": 0}), "content_block_stop")
+                out += sse(dump({"type": "message_delta",
+                                 "delta": {"stop_reason": STOP.get(ev.finish_reason, "end_turn"),
+                                           "stop_sequence": ev.stop_sequence},
+                                 "usage": {"input_tokens": ev.usage.input_tokens,
+                                           "output_tokens": ev.usage.output_tokens}}), "message_delta")
+                out += sse(dump({"type": "message_stop"}), "message_stop")
+            if out:
+                yield out
     except GatewayError as e:
         yield sse(dump(e.anthropic_body()), "error")
 

@@ -96,19 +96,22 @@ async def stream(ctx: RequestContext, events: AsyncIterator[Event]) -> AsyncIter
                         continue  # we asked the upstream for usage; the client did not
                     yield sse(dump({**ev.raw, "model": ctx.model}))
                     continue
+                # The chunks one event makes go out in one write (one syscall, one wake-up of the client).
+                out = b""
                 if not started:
                     started = True
-                    yield sse(dump({**head, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""},
+                    out = sse(dump({**head, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""},
                                                          "logprobs": None, "finish_reason": None}]}))
-                yield sse(dump({**head, "choices": [{"index": 0, "delta": {"content": ev.text}, "logprobs": None,
-                                                     "finish_reason": None}]}))
+                yield out + sse(dump({**head, "choices": [{"index": 0, "delta": {"content": ev.text},
+                                                           "logprobs": None, "finish_reason": None}]}))
             elif isinstance(ev, Done):
+                out = b""
                 if not ctx.req.passthrough_reason:
-                    yield sse(dump({**head, "choices": [{"index": 0, "delta": {}, "logprobs": None,
+                    out = sse(dump({**head, "choices": [{"index": 0, "delta": {}, "logprobs": None,
                                                          "finish_reason": FINISH.get(ev.finish_reason, "stop")}]}))
                     if ctx.req.include_usage:
-                        yield sse(dump({**head, "choices": [], "usage": _usage(ev)}))
-                yield b"data: [DONE]\n\n"
+                        out += sse(dump({**head, "choices": [], "usage": _usage(ev)}))
+                yield out + b"data: [DONE]\n\n"
     except GatewayError as e:
         # After the first byte the status line is gone: the error travels as a chunk the SDKs raise on.
         yield sse(dump(e.openai_body()))

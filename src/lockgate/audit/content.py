@@ -10,6 +10,7 @@ import base64
 import hashlib
 import json
 import os
+import threading
 from datetime import datetime, timedelta, timezone
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -19,6 +20,30 @@ from lockgate import config
 from lockgate.audit.tables import CONTENT
 
 _keys: dict[str, bytes] = {}
+
+# Salts and nonces come from a buffer of os.urandom bytes: one urandom call per request gave up the GIL
+# on the event loop, which then waited for the audit writer thread to hand it back.
+_POOL_BYTES = 4096
+_pool = bytearray()
+_pool_lock = threading.Lock()
+_aead: dict[bytes, AESGCM] = {}
+
+
+def _random(n: int) -> bytes:
+    global _pool
+    with _pool_lock:
+        if len(_pool) < n:
+            _pool = bytearray(os.urandom(_POOL_BYTES))
+        out = bytes(_pool[:n])
+        del _pool[:n]
+        return out
+
+
+def _forget_pool() -> None:  # a forked child must never reuse its parent's nonces
+    _pool.clear()
+
+
+os.register_at_fork(after_in_child=_forget_pool)
 
 
 def content_key() -> bytes:
@@ -48,11 +73,12 @@ def content_key() -> bytes:
 
 def seal(request_id: str, content: dict, key: bytes) -> tuple[bytes, str]:
     """Returns (nonce || ciphertext, content hash). The request id is bound as associated data."""
-    salt = os.urandom(16)
+    salt = _random(16)
     plain = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
     digest = hashlib.sha256(salt + plain).hexdigest()
-    nonce = os.urandom(12)
-    blob = nonce + AESGCM(key).encrypt(nonce, salt + plain, request_id.encode())
+    nonce = _random(12)
+    aead = _aead.get(key) or _aead.setdefault(key, AESGCM(key))
+    blob = nonce + aead.encrypt(nonce, salt + plain, request_id.encode())
     return blob, digest
 
 

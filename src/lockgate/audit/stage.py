@@ -39,7 +39,8 @@ class AuditStage(BaseStage):
         self.key = content.content_key() if self.settings.content else None
         self._last_purge = time.monotonic()
         self.writer = Writer(gateway.store, self.settings.checkpoint_seconds, self.settings.max_batch,
-                             self.settings.fsync, on_idle=self._housekeeping, journal=self._journal())
+                             self.settings.fsync, on_idle=self._housekeeping, journal=self._journal(),
+                             linger=self.settings.commit_linger)
         self._lifetime: asyncio.Task | None = None
 
     def _journal(self) -> Journal | None:

@@ -42,8 +42,10 @@ def _settle(fut: Future, result=None, exc: BaseException | None = None) -> None:
 
 class Writer:
     def __init__(self, store, checkpoint_every: float = 5.0, max_batch: int = 1000, fsync: bool = False,
-                 on_idle: Callable[[], None] | None = None, journal: Journal | None = None) -> None:
+                 on_idle: Callable[[], None] | None = None, journal: Journal | None = None,
+                 linger: float = 0.0) -> None:
         self.store = store
+        self.linger = linger  # seconds a group of journaled records waits for company before committing
         self.journal = journal
         self._failed: list = []  # journaled records whose commit failed: retried when idle
         self.on_idle = on_idle
@@ -54,6 +56,7 @@ class Writer:
             self.engine = make_engine(store.url)
             event.listen(self.engine, "connect", _full_sync)
         self.q: queue.SimpleQueue = queue.SimpleQueue()
+        self._urgent = threading.Event()
         self.thread: threading.Thread | None = None
         self.batches = 0
         self.records = 0
@@ -70,6 +73,8 @@ class Writer:
         seg = self.journal.append(entry) if self.journal is not None and entry.request_id else None
         fut: Future = Future()
         self.q.put((entry, fut, seg))
+        if seg is None:
+            self._urgent.set()  # someone awaits this commit: end a lingering group now
         return fut
 
     def durable(self, entry: chain.Entry) -> Future | None:
@@ -129,6 +134,8 @@ class Writer:
                 continue
             dirty = True
             batch = []
+            until = time.monotonic() + self.linger
+            self._urgent.clear()  # a set left over from a group that never waited; this group's drain sees it
             while True:
                 if item is _STOP:
                     stopping = True
@@ -139,7 +146,18 @@ class Writer:
                 try:
                     item = self.q.get_nowait()
                 except queue.Empty:
-                    break
+                    # Nobody waits on this commit while every record in the group is journaled (seg set):
+                    # gather more for a moment, so one transaction serves many (and holds the GIL less).
+                    # Sleeping, not blocking on the queue: a put then wakes no thread on the request path.
+                    left = until - time.monotonic()
+                    if stopping or left <= 0 or any(seg is None for _, _, seg in batch):
+                        break
+                    self._urgent.wait(left)
+                    self._urgent.clear()
+                    try:
+                        item = self.q.get_nowait()
+                    except queue.Empty:
+                        break
             self._commit(batch, force=stopping)
 
     def _commit(self, batch: list, force: bool = False) -> None:
@@ -183,6 +201,7 @@ class Writer:
         """Commits what is queued, signs a final checkpoint, and stops the thread."""
         if self.thread is not None:
             self.q.put(_STOP)
+            self._urgent.set()
             self.thread.join(30)
             self.thread = None
             if self.journal is not None:

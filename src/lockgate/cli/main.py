@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from pathlib import Path
 
 import typer
 from rich.markup import escape
@@ -45,6 +46,8 @@ def serve(
     host: str = typer.Option(None, help="Bind address [default: 127.0.0.1, or server.host]."),
     port: int = typer.Option(None, help="Port [default: 8080, or server.port]."),
     log_level: str = typer.Option("info", help="debug | info | warning | error"),
+    workers: int = typer.Option(1, min=1, help="Processes serving the port. Each has its own caches, breakers, "
+                                "jailbreak monitor and journal; the audit chain and budgets are shared in the store."),
 ) -> None:
     """Start the gateway."""
     import uvicorn
@@ -67,7 +70,15 @@ def serve(
     err.print(escape(f"lockgate: {len(conf.models)} model(s) [{', '.join(m.name for m in conf.models)}], "
                      f"store {store.engine.dialect.name}, home {cfg.home()}, listening on http://{h}:{p}"),
               highlight=False)
-    uvicorn.run(create_app(conf, store), host=h, port=p, log_level=log_level, access_log=False)
+    if workers == 1:
+        uvicorn.run(create_app(conf, store), host=h, port=p, log_level=log_level, access_log=False)
+        return
+    # Several processes: uvicorn imports the app in each; they find the config through the environment.
+    store.dispose()
+    os.environ["LOCKGATE_SERVE_CONFIG"] = str(Path(config).resolve()) if config else ""
+    os.environ["LOCKGATE_SERVE_LOG_LEVEL"] = log_level
+    uvicorn.run("lockgate.app:from_environment", factory=True, workers=workers, host=h, port=p,
+                log_level=log_level, access_log=False)
 
 
 @app.command()

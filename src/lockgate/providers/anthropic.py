@@ -50,13 +50,15 @@ class AnthropicProvider(HTTPProvider):
         return h
 
     async def call(self, req: ChatRequest, default_max_tokens: int) -> AsyncIterator[Event]:
-        body = to_body(req, self.upstream.model, default_max_tokens)
-        hdrs = {"content-type": "application/json"}
+        resp = await self.post("/v1/messages", orjson.dumps(to_body(req, self.upstream.model, default_max_tokens)))
         if not req.stream:
-            resp = await self.client.post("/v1/messages", content=orjson.dumps(body), headers=hdrs)
+            try:
+                await resp.aread()
+            finally:
+                await resp.aclose()  # back to the pool before the first event, whatever the caller does next
             if resp.status_code >= 400:
                 raise classify_http(resp.status_code, resp.text, resp.headers)
-            data = resp.json()
+            data = orjson.loads(resp.content)
             text = "".join(b.get("text", "") for b in data.get("content") or [] if b.get("type") == "text")
             u = data.get("usage") or {}
             yield Delta(text)
@@ -65,7 +67,7 @@ class AnthropicProvider(HTTPProvider):
                        stop_sequence=data.get("stop_sequence"),
                        raw=data if req.passthrough_reason else None)
             return
-        async with self.client.stream("POST", "/v1/messages", content=orjson.dumps(body), headers=hdrs) as resp:
+        try:
             if resp.status_code >= 400:
                 await resp.aread()
                 raise classify_http(resp.status_code, resp.text, resp.headers)
@@ -97,6 +99,8 @@ class AnthropicProvider(HTTPProvider):
                     yield Delta(text, raw=ev)
                 elif text:
                     yield Delta(text)
-            if not ended:
-                raise UpstreamError("outage", 502, "upstream stream ended before message_stop")
-            yield Done(finish, usage, stop_sequence=stop_seq)
+        finally:
+            await resp.aclose()
+        if not ended:
+            raise UpstreamError("outage", 502, "upstream stream ended before message_stop")
+        yield Done(finish, usage, stop_sequence=stop_seq)

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
+import os
+import ssl
 from abc import ABC, abstractmethod
 from typing import AsyncIterator
 
+import aiohttp
 import httpx
+from httpx_aiohttp import AiohttpTransport
 
 from lockgate.chat import ChatRequest, Event
 from lockgate.config import Upstream
@@ -90,18 +95,45 @@ def classify_http(status: int, body: str, headers: httpx.Headers | None = None) 
 
 
 def classify_exception(exc: Exception) -> UpstreamError:
-    if isinstance(exc, httpx.TimeoutException):
-        return UpstreamError("outage", 504, f"upstream timed out ({type(exc).__name__})")
-    return UpstreamError("outage", 502, f"upstream unreachable ({type(exc).__name__}: {exc})")
+    # httpx-aiohttp maps every aiohttp connection error to httpx.ConnectTimeout: only a real timeout
+    # underneath (aiohttp's are TimeoutError subclasses) is one; a dropped connection is unreachable.
+    cause = exc.__cause__ or exc
+    if isinstance(exc, httpx.TimeoutException) and isinstance(cause, (TimeoutError, httpx.TimeoutException)):
+        return UpstreamError("outage", 504, f"upstream timed out ({type(cause).__name__})")
+    return UpstreamError("outage", 502, f"upstream unreachable ({type(cause).__name__}: {cause})")
 
 
-def http_client(upstream: Upstream, headers: dict[str, str]) -> httpx.AsyncClient:
+def _env_proxy() -> bool:
+    return any(k.lower().endswith("_proxy") and k.lower() != "no_proxy" and v for k, v in os.environ.items())
+
+
+@functools.cache
+def _ssl_context() -> ssl.SSLContext:  # httpx's defaults (certifi, SSL_CERT_FILE); ~50 ms to build, so shared
+    return httpx.create_ssl_context()
+
+
+def http_transport(upstream: Upstream) -> AiohttpTransport:
+    """aiohttp's connection pool under httpx (httpx-aiohttp): httpcore's pool polled every idle connection
+    on every request and cost more CPU than all of lockgate's stages together."""
+    n = upstream.max_concurrency
+    limits = httpx.Limits(max_connections=n, max_keepalive_connections=n)
+    ssl_context = _ssl_context()
+
+    def session() -> aiohttp.ClientSession:  # made on first use, inside the running event loop
+        connector = aiohttp.TCPConnector(limit=n, keepalive_timeout=limits.keepalive_expiry, ssl=ssl_context)
+        # HTTP(S)_PROXY is honoured as httpx did; without one, aiohttp skips reading the environment per request.
+        return aiohttp.ClientSession(connector=connector, trust_env=_env_proxy())
+
+    return AiohttpTransport(verify=ssl_context, limits=limits, client=session)
+
+
+def http_client(upstream: Upstream, headers: dict[str, str], transport: httpx.AsyncBaseTransport) -> httpx.AsyncClient:
     t = upstream.timeout
     return httpx.AsyncClient(
         base_url=upstream.base_url or "",
         headers=headers,
         timeout=httpx.Timeout(connect=t.connect, read=t.read, write=t.read, pool=t.connect),
-        limits=httpx.Limits(max_connections=upstream.max_concurrency, max_keepalive_connections=upstream.max_concurrency),
+        transport=transport,
     )
 
 
@@ -114,13 +146,27 @@ class HTTPProvider(Provider):
         super().__init__(upstream)
         if not upstream.base_url:
             upstream.base_url = self.default_base_url
-        self.client = http_client(upstream, self.headers(upstream))
+        self.transport = http_transport(upstream)
+        self.client = http_client(upstream, self.headers(upstream), self.transport)
+        self._post_headers = httpx.Headers({**self.client.headers, "content-type": "application/json"})
+        self._timeout = {"timeout": self.client.timeout.as_dict()}
+        self._urls: dict[str, httpx.URL] = {}
 
     def headers(self, upstream: Upstream) -> dict[str, str]:
         return {}
 
     async def aclose(self) -> None:
         await self.client.aclose()
+
+    async def post(self, path: str, body: bytes) -> httpx.Response:
+        """POSTs a JSON body to base_url + path; the response's body is not read yet (aread / aiter_lines,
+        then aclose). Straight to the client's transport: an API upstream needs none of the client's
+        cookie jar, auth or redirect handling, which cost more than the call itself."""
+        url = self._urls.get(path)
+        if url is None:
+            url = self._urls[path] = self.client.base_url.join(path.lstrip("/"))
+        req = httpx.Request("POST", url, headers=self._post_headers, content=body, extensions=self._timeout)
+        return await self.transport.handle_async_request(req)
 
     async def generate(self, req: ChatRequest, *, default_max_tokens: int) -> AsyncIterator[Event]:
         self.check_translatable(req)
@@ -129,7 +175,7 @@ class HTTPProvider(Provider):
                 yield ev
         except GatewayError:
             raise
-        except (httpx.HTTPError, OSError) as e:
+        except (httpx.HTTPError, aiohttp.ClientError, OSError) as e:  # aiohttp's: those httpx-aiohttp leaves unmapped
             raise classify_exception(e) from None
         except (ValueError, KeyError, TypeError, IndexError) as e:
             raise UpstreamError("outage", 502, f"upstream sent a malformed response: {e}") from None

@@ -51,21 +51,22 @@ class OpenAIProvider(HTTPProvider):
         return {"authorization": f"Bearer {upstream.api_key}"} if upstream.api_key else {}
 
     async def call(self, req: ChatRequest, default_max_tokens: int) -> AsyncIterator[Event]:
-        body = to_body(req, self.upstream.model)
+        resp = await self.post("/chat/completions", orjson.dumps(to_body(req, self.upstream.model)))
         if not req.stream:
-            resp = await self.client.post("/chat/completions", content=orjson.dumps(body),
-                                          headers={"content-type": "application/json"})
+            try:
+                await resp.aread()
+            finally:
+                await resp.aclose()  # back to the pool before the first event, whatever the caller does next
             if resp.status_code >= 400:
                 raise classify_http(resp.status_code, resp.text, resp.headers)
-            data = resp.json()
+            data = orjson.loads(resp.content)
             choice = (data.get("choices") or [{}])[0]
             text = (choice.get("message") or {}).get("content") or ""
             yield Delta(text)
             yield Done(FINISH.get(choice.get("finish_reason") or "stop", "stop"), _usage(data.get("usage")),
                        raw=data if req.passthrough_reason else None)
             return
-        async with self.client.stream("POST", "/chat/completions", content=orjson.dumps(body),
-                                      headers={"content-type": "application/json"}) as resp:
+        try:
             if resp.status_code >= 400:
                 await resp.aread()
                 raise classify_http(resp.status_code, resp.text, resp.headers)
@@ -89,6 +90,8 @@ class OpenAIProvider(HTTPProvider):
                     yield Delta(text, raw=chunk)
                 elif text:
                     yield Delta(text)
-            if not ended:
-                raise UpstreamError("outage", 502, "upstream stream ended before [DONE]")
-            yield Done(finish, usage)
+        finally:
+            await resp.aclose()  # read to the end by then (after [DONE]): the connection goes back to the pool
+        if not ended:
+            raise UpstreamError("outage", 502, "upstream stream ended before [DONE]")
+        yield Done(finish, usage)
