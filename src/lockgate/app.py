@@ -196,6 +196,9 @@ def create_app(config: Config, store: Store) -> FastAPI:
     from lockgate.admin.operations import router as operations_router
 
     app.include_router(operations_router)
+    from lockgate.console import router as console_router
+
+    app.include_router(console_router)  # /console: the web console, static files (docs/console.md)
     from lockgate.audit.metrics import router as metrics_router
 
     app.include_router(metrics_router)  # /metrics

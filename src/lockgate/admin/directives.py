@@ -69,6 +69,13 @@ async def history(request: Request, directive_id: str | None = None, actor: Acto
                       "signature": r.signature} for r in rows]}
 
 
+@router.get("/directives/verify")
+async def verify(request: Request, actor: Actor = require("directives.read")) -> dict:
+    """Checks the version chain and every signature, like `lockgate directive verify`."""
+    problems = await to_thread.run_sync(dstore.verify, store(request))
+    return {"ok": not problems, "problems": problems}
+
+
 @router.post("/principals/{pid}/attestations", status_code=201)
 async def attest(request: Request, pid: str, body: dict = Body(...), actor: Actor = require("principals.write")) -> dict:
     try:

@@ -1,19 +1,24 @@
-"""Admin API for audit, content, usage, budgets, reports and admin keys — each behind a role."""
+"""Admin API for audit, content, usage, budgets, reports, admin keys, incidents and models — each behind a role."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict
 from typing import Literal
 
 from anyio import to_thread
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
+from sqlalchemy import select
 
+from lockgate.admin import roles
 from lockgate.admin.roles import Actor
 from lockgate.admin.routes import _run, require, store
+from lockgate.audit.tables import RECORDS
 from lockgate.errors import GatewayError
 from lockgate.identity import keys
+from lockgate.routing import withdrawn
 
 router = APIRouter(prefix="/admin/v1", tags=["operations"])
 
@@ -135,3 +140,47 @@ async def incident_resolve(request: Request, incident_id: int, body: ResolveIn,
                                                                   actor=actor.id))
     except incidents.NotFound as e:
         raise GatewayError(404, str(e)) from None
+
+
+@router.get("/whoami")
+async def whoami(request: Request, actor: Actor = require(None)) -> dict:
+    """The caller's own id, role and permissions. Any admin key may ask: the console uses it to hide what the
+    role cannot see (the endpoints still check)."""
+    return {"id": actor.id, "role": actor.role, "permissions": sorted(roles.PERMISSIONS.get(actor.role, ()))}
+
+
+@router.get("/audit/records")
+async def audit_records(request: Request, limit: int = Query(50, ge=1, le=500), before: int | None = None,
+                        kind: Literal["request", "admin"] | None = None,
+                        actor: Actor = require("audit.read")) -> dict:
+    """The newest chained records (decisions only; content stays behind content.read), newest first."""
+    q = select(RECORDS.c.seq, RECORDS.c.kind, RECORDS.c.hash, RECORDS.c.body)
+    q = q.order_by(RECORDS.c.seq.desc()).limit(limit)
+    if before is not None:
+        q = q.where(RECORDS.c.seq < before)
+    if kind:
+        q = q.where(RECORDS.c.kind == kind)
+
+    def read() -> list[dict]:
+        with store(request).engine.connect() as c:
+            return [{"seq": r.seq, "kind": r.kind, "hash": r.hash, "record": json.loads(r.body)} for r in c.execute(q)]
+
+    return {"data": await to_thread.run_sync(read)}
+
+
+@router.get("/models")
+async def models_status(request: Request, actor: Actor = require("models.read")) -> dict:
+    """Every deployment of the catalog: this replica's load and breaker, and the withdrawn state every replica
+    shares (like `lockgate models status`)."""
+    gw = request.app.state.gateway
+    routing = gw.pipeline.stage("routing")
+    live = {(d["model"], d["deployment"]): d for d in (routing.status() if routing else [])}
+    rows, unknown = [], {"inflight": None, "max_concurrency": None, "breaker": None}  # no longer in the catalog
+    for st in await to_thread.run_sync(withdrawn.list_states, store(request)):
+        here = live.pop((st["model"], st["deployment"]), unknown)
+        rows.append({**here, **st, "withdrawn": st["state"] == "withdrawn"})
+    for d in live.values():
+        rows.append({**d, "state": "withdrawn" if d["withdrawn"] else "available", "reason": "",
+                     "upstream_status": None, "changed_at": None, "changed_by": "", "incidents": 0})
+    rows.sort(key=lambda r: (r["model"], r["deployment"]))
+    return {"data": rows, "catalog": sorted(gw.catalog)}

@@ -17,8 +17,9 @@ from lockgate.identity import keys, principals
 router = APIRouter(prefix="/admin/v1", tags=["admin"])
 
 
-def require(permission: str):
-    """A dependency: the caller's admin key must carry a role with `permission`. Refusals are audited."""
+def require(permission: str | None):
+    """A dependency: the caller's admin key must carry a role with `permission` (None: any admin key).
+    Refusals are audited."""
 
     async def check(request: Request) -> Actor:
         auth = request.headers.get("authorization", "")
@@ -28,7 +29,7 @@ def require(permission: str):
             actor = await to_thread.run_sync(roles.authenticate, st, given)
         except roles.Unauthenticated as e:
             raise GatewayError(401, f"Admin API: {e}.") from None
-        if not actor.may(permission):
+        if permission is not None and not actor.may(permission):
             what = f"{request.method} {request.url.path}"
             await to_thread.run_sync(roles.denied, st, actor, permission, what)
             raise GatewayError(403, f"Role {actor.role!r} may not {permission} ({what}).", code="forbidden")
