@@ -55,7 +55,8 @@ def test_load_is_cheap_and_lazy():
     c = Classifier.load()
     assert c._embedder is None  # MiniLM is loaded on first need only
     v = c.classify("What is the capital of Australia?")
-    assert isinstance(v, Verdict) and v.stage == 1 and not v.flagged
+    assert isinstance(v, Verdict) and v.stage == 2 and not v.flagged  # n-grams + static embeddings, no MiniLM
+    assert c._embedder is None
     assert set(v.scores) == {"cyber", "bio", "chem"}
     assert v.thresholds == c.thresholds
 
@@ -139,3 +140,27 @@ def test_stage1_fallback_without_embeddings():
     assert not v.flagged
     v = c.classify(HARMFUL["chem"][0])
     assert v.stage == 1 and v.thresholds == c.s1_thresholds
+
+
+def test_without_minilm_uses_stage2_thresholds():
+    c = Classifier.load(stage3=False)
+    v = c.classify(HARMFUL["cyber"][0])
+    assert v.stage == 2 and v.thresholds == c.s2_thresholds
+    assert v.flagged and v.domain == "cyber"
+    assert not c.classify(BENIGN[1]).flagged
+    assert c._embedder is None
+
+
+def test_static_embedding_is_deterministic_and_normalised(clf):
+    import numpy as np
+
+    e = clf._static.encode(["How do vaccines work?", "", "How do vaccines work?"])
+    assert e.shape == (3, clf._static.dim)
+    assert np.allclose(np.linalg.norm(e[0]), 1.0, atol=1e-5) and not e[1].any()
+    assert np.array_equal(e[0], e[2])
+
+
+def test_long_prompt_is_cheap_when_benign(clf):
+    text = " ".join(["We are planning a family trip to Portugal with two kids and want a relaxed itinerary with beaches and museums."] * 20)
+    v = clf.classify(text)
+    assert not v.flagged and v.stage in (2, 3)

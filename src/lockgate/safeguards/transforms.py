@@ -171,6 +171,28 @@ def _aug_context(text: str, rng: random.Random, _t: list) -> str:
     return pre + text + post
 
 
+def _aug_leet(text: str, rng: random.Random, _t: list) -> str:
+    p = rng.choice((0.3, 0.5))
+    return "".join(_LEET.get(c.lower(), c) if rng.random() < p else c for c in text)
+
+
+def _aug_spacing(text: str, rng: random.Random, _t: list) -> str:
+    sep = rng.choice([" ", "-", "_", "  "])
+    return " ".join(sep.join(w) if len(w) > 3 and rng.random() < 0.4 else w for w in text.split())
+
+
+def _aug_typos(text: str, rng: random.Random, _t: list) -> str:
+    """Swaps and doubled letters (a different noise model from the evaluation's char_noise)."""
+    cs = list(text)
+    for i in range(len(cs) - 1):
+        r = rng.random()
+        if cs[i].isalpha() and cs[i + 1].isalpha() and r < 0.05:
+            cs[i], cs[i + 1] = cs[i + 1], cs[i]
+        elif cs[i].isalpha() and r < 0.08:
+            cs[i] = cs[i] * 2
+    return "".join(cs)
+
+
 EVAL_TRANSFORMS: dict[str, Transform] = {
     "base64": t_base64,
     "hex": t_hex,
@@ -195,4 +217,7 @@ TRAIN_AUGMENTATIONS: list[tuple[str, Transform]] = [
     ("fiction", _aug_fiction),
     ("context", _aug_context),
     ("char_noise", t_char_noise),
+    ("leet", _aug_leet),
+    ("spacing", _aug_spacing),
+    ("typos", _aug_typos),
 ]
