@@ -164,18 +164,35 @@ def test_records_held_only_by_the_journal_survive_kill_9(fake, store_url, tmp_pa
 def test_journaled_records_linger_for_company_but_awaited_ones_do_not(tmp_path, store):
     import time
 
-    w = Writer(store, checkpoint_every=5, journal=Journal(tmp_path / "j", "gw"), linger=2.0)
+    w = Writer(store, checkpoint_every=5, journal=Journal(tmp_path / "j", "gw"), linger=6.0)
     w.start()
     futs = [w.submit(entry(i)) for i in range(1, 6)]  # journaled: nobody waits on their commit
     t = time.monotonic()
     admin = Entry("admin", datetime.now(UTC), {"type": "admin", "n": 0})  # not journaled: its caller waits
     assert w.submit(admin).result(30)
-    assert time.monotonic() - t < 1.5  # it ended the lingering group instead of waiting out the 2 s
+    assert time.monotonic() - t < 5  # it ended the lingering group instead of waiting out the 6 s
     assert [f.result(30) for f in futs] == [1, 2, 3, 4, 5]
     assert w.batches == 1  # one transaction for the six
     t = time.monotonic()
     assert w.submit(entry(6)).result(30) == 7  # alone, it waits out the linger, then commits
-    assert time.monotonic() - t >= 1.0
+    assert time.monotonic() - t >= 3
     w.stop()
     assert sorted(request_ids(store)) == [f"req_{i}" for i in range(1, 7)]
     assert verify_store(store).ok
+
+
+def test_a_backlog_past_its_bound_makes_answers_wait_for_their_commit(tmp_path, store):
+    import threading
+
+    w = Writer(store, checkpoint_every=5, journal=Journal(tmp_path / "j", "gw"), max_backlog=3)
+    gate, commit = threading.Event(), w._commit
+    w._commit = lambda batch, force=False: (gate.wait(30), commit(batch, force))  # a writer that fell behind
+    w.start()
+    assert [w.durable(entry(i)) is None for i in range(1, 4)] == [True] * 3  # journaled: durable at once
+    waits = [w.durable(entry(i)) for i in range(4, 6)]  # the queue now passes 3: answers wait for the commit
+    late = next(f for f in waits if f is not None)
+    assert not late.done()
+    gate.set()
+    assert late.result(30) >= 4
+    w.stop()
+    assert sorted(request_ids(store)) == sorted(f"req_{i}" for i in range(1, 6))

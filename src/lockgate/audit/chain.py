@@ -68,10 +68,8 @@ def append(conn: Connection, entries: list[Entry], checkpoint_every: float = 5.0
             contents.append({"request_id": e.request_id, "created_at": e.at, "blob": e.content})
         seqs.append(size)
         prev = h
-    if rows:
-        conn.execute(RECORDS.insert(), rows)
-    if contents:
-        conn.execute(CONTENT.insert(), contents)
+    _insert(conn, RECORDS, rows)
+    _insert(conn, CONTENT, contents)
     now = time.time() if now is None else now
     values = {"size": size, "hash": prev}
     if size and (force_checkpoint or now - cp_at >= checkpoint_every):
@@ -79,6 +77,21 @@ def append(conn: Connection, entries: list[Entry], checkpoint_every: float = 5.0
         values["checkpointed_at"] = now
     conn.execute(update(HEAD).where(HEAD.c.id == 1).values(**values))
     return seqs
+
+
+def _insert(conn: Connection, table, rows: list[dict]) -> None:
+    """Many rows in few statements. Plain executemany on SQLite steps one row at a time and lets go of the GIL
+    around each, so under load the writer thread queued for the GIL once per row while the event loop held
+    it, and fell tens of thousands of records behind. With RETURNING, SQLAlchemy's "insertmanyvalues" sends
+    multi-row INSERTs from one cached statement (on PostgreSQL too). Small pages keep the statement shapes
+    few: the driver keeps each distinct SQL text prepared, and a 1000-row statement is large."""
+    if rows:
+        pk = next(iter(table.primary_key.columns))
+        stmt = table.insert().returning(pk).execution_options(insertmanyvalues_page_size=_PAGE)
+        conn.execute(stmt, rows).all()
+
+
+_PAGE = 32
 
 
 def write_checkpoint(conn: Connection, size: int, head: str, at: datetime) -> None:

@@ -43,8 +43,9 @@ def _settle(fut: Future, result=None, exc: BaseException | None = None) -> None:
 class Writer:
     def __init__(self, store, checkpoint_every: float = 5.0, max_batch: int = 1000, fsync: bool = False,
                  on_idle: Callable[[], None] | None = None, journal: Journal | None = None,
-                 linger: float = 0.0) -> None:
+                 linger: float = 0.0, max_backlog: int = 5000) -> None:
         self.store = store
+        self.max_backlog = max_backlog  # queued records past which answers wait for their commit
         self.linger = linger  # seconds a group of journaled records waits for company before committing
         self.journal = journal
         self._failed: list = []  # journaled records whose commit failed: retried when idle
@@ -83,7 +84,10 @@ class Writer:
         Journal: the write has reached the kernel on return (survives kill -9); with fsync, the
         future is a group fdatasync (survives power loss). No journal: the group commit."""
         fut = self.submit(entry)
-        if self.journal is None:
+        # Past max_backlog queued records the answer waits for its commit: when the writer falls behind (a
+        # busy CPU, a slow database) the backlog, and the memory it holds, stays bounded; throughput drops
+        # to what the store can take instead.
+        if self.journal is None or self.q.qsize() > self.max_backlog:
             return fut
         return self.journal.synced() if self.journal.fsync else None
 
