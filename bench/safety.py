@@ -85,27 +85,20 @@ def main() -> None:
     first = clf.classify(cases["harmful (512 tok)"])
     first_ms = (time.perf_counter() - t) * 1000
 
-    rows = []
-    for name, text in cases.items():
-        clf.classify(text)
+    def timed(c, name: str, text: str) -> tuple:
+        c.classify(text)  # warm
         lat = []
         for _ in range(args.repeat):
             t = time.perf_counter()
-            v = clf.classify(text)
+            v = c.classify(text)
             lat.append((time.perf_counter() - t) * 1000)
-        rows.append((name, len(tok.encode(text).ids), v.stage, v.flagged, v.domain or "-", statistics.median(lat), _pct(lat, 95)))
+        return (name, len(tok.encode(text).ids), v.stage, v.flagged, v.domain or "-", statistics.median(lat), _pct(lat, 95))
 
+    rows = [timed(clf, name, text) for name, text in cases.items()]
     for label, kw in (("no MiniLM", {"stage3": False}), ("n-grams only", {"stage2": False})):
         c = Classifier.load(**kw)
         for name in ("benign (512 tok)", "hard negative (512 tok)", "harmful (512 tok)"):
-            text = cases[name]
-            c.classify(text)
-            lat = []
-            for _ in range(args.repeat):
-                t = time.perf_counter()
-                v = c.classify(text)
-                lat.append((time.perf_counter() - t) * 1000)
-            rows.append((f"{name} [{label}]", len(tok.encode(text).ids), v.stage, v.flagged, v.domain or "-", statistics.median(lat), _pct(lat, 95)))
+            rows.append(timed(c, f"{name} [{label}]", cases[name]))
 
     print(f"torch threads: {args.threads}   cpu count: {os.cpu_count()}   repeat: {args.repeat}")
     print(f"Classifier.load(): {load_ms:.0f} ms; first classify() of the harmful 512-token prompt (stage {first.stage}; "
