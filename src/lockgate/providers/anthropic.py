@@ -50,15 +50,9 @@ class AnthropicProvider(HTTPProvider):
         return h
 
     async def call(self, req: ChatRequest, default_max_tokens: int) -> AsyncIterator[Event]:
-        resp = await self.post("/v1/messages", orjson.dumps(to_body(req, self.upstream.model, default_max_tokens)))
+        body = orjson.dumps(to_body(req, self.upstream.model, default_max_tokens))
         if not req.stream:
-            try:
-                await resp.aread()
-            finally:
-                await resp.aclose()  # back to the pool before the first event, whatever the caller does next
-            if resp.status_code >= 400:
-                raise classify_http(resp.status_code, resp.text, resp.headers)
-            data = orjson.loads(resp.content)
+            data = await self.post_json("/v1/messages", body)
             text = "".join(b.get("text", "") for b in data.get("content") or [] if b.get("type") == "text")
             u = data.get("usage") or {}
             yield Delta(text)
@@ -67,6 +61,7 @@ class AnthropicProvider(HTTPProvider):
                        stop_sequence=data.get("stop_sequence"),
                        raw=data if req.passthrough_reason else None)
             return
+        resp = await self.post("/v1/messages", body)
         try:
             if resp.status_code >= 400:
                 await resp.aread()

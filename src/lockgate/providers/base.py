@@ -11,6 +11,7 @@ from typing import AsyncIterator
 
 import aiohttp
 import httpx
+import orjson
 from httpx_aiohttp import AiohttpTransport
 
 from lockgate.chat import ChatRequest, Event
@@ -167,6 +168,18 @@ class HTTPProvider(Provider):
             url = self._urls[path] = self.client.base_url.join(path.lstrip("/"))
         req = httpx.Request("POST", url, headers=self._post_headers, content=body, extensions=self._timeout)
         return await self.transport.handle_async_request(req)
+
+    async def post_json(self, path: str, body: bytes) -> dict:
+        """POSTs and reads the whole answer as JSON; the connection goes back to the pool before the
+        caller's first event, whatever it does next. An error status raises its UpstreamError."""
+        resp = await self.post(path, body)
+        try:
+            await resp.aread()
+        finally:
+            await resp.aclose()
+        if resp.status_code >= 400:
+            raise classify_http(resp.status_code, resp.text, resp.headers)
+        return orjson.loads(resp.content)
 
     async def generate(self, req: ChatRequest, *, default_max_tokens: int) -> AsyncIterator[Event]:
         self.check_translatable(req)

@@ -51,21 +51,16 @@ class OpenAIProvider(HTTPProvider):
         return {"authorization": f"Bearer {upstream.api_key}"} if upstream.api_key else {}
 
     async def call(self, req: ChatRequest, default_max_tokens: int) -> AsyncIterator[Event]:
-        resp = await self.post("/chat/completions", orjson.dumps(to_body(req, self.upstream.model)))
+        body = orjson.dumps(to_body(req, self.upstream.model))
         if not req.stream:
-            try:
-                await resp.aread()
-            finally:
-                await resp.aclose()  # back to the pool before the first event, whatever the caller does next
-            if resp.status_code >= 400:
-                raise classify_http(resp.status_code, resp.text, resp.headers)
-            data = orjson.loads(resp.content)
+            data = await self.post_json("/chat/completions", body)
             choice = (data.get("choices") or [{}])[0]
             text = (choice.get("message") or {}).get("content") or ""
             yield Delta(text)
             yield Done(FINISH.get(choice.get("finish_reason") or "stop", "stop"), _usage(data.get("usage")),
                        raw=data if req.passthrough_reason else None)
             return
+        resp = await self.post("/chat/completions", body)
         try:
             if resp.status_code >= 400:
                 await resp.aread()
