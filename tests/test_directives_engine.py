@@ -180,3 +180,30 @@ def test_made_up_model_names_are_decided_but_not_kept_without_bound():
         assert eng.decide(person(), f"made-up-{i}", CTX).effect == "allow"
     compiled = eng._v.compiled
     assert len(compiled._requests) <= 4096 and len(compiled._batches) <= 4096
+
+
+def test_only_models_some_policy_names_are_sent_to_cedar(monkeypatch):
+    asked: list[list[str]] = []
+    native = cedar._batch
+
+    def counting(reqs, *args):
+        asked.append([r["resource"]["id"] for r in reqs])
+        return native(reqs, *args)
+
+    eng = engine(JUNE12, directive("geo", ["haiku-5"], 'context.country == "CN"', effect="deny"), rules=[GLASSWING])
+    monkeypatch.setattr(cedar, "_batch", counting)
+    d = eng.decide(person(), "fable-5", CTX)  # re-routed to opus-4.8, which no policy names
+    assert (d.effect, d.model) == ("reroute", "opus-4.8") and asked == [["fable-5"]]
+    asked.clear()
+    # A context that lacks what a policy reads cannot matter to a model that policy does not name.
+    assert eng.decide(person(), "opus-4.8", {}).effect == "allow" and asked == []
+    assert eng.decide(person(), "haiku-5", {}).effect == "deny" and asked == [["haiku-5"]]
+    # What is skipped is what Cedar answers anyway, for every kind of principal and context.
+    compiled = eng._v.compiled
+    for attrs in (person(), person(us=True, programs=["glasswing"]), {}):
+        for ctx in ("{}", '{"country":"CN"}'):
+            (r,) = cedarpy.is_authorized_batch([{**compiled.request("opus-4.8"), "context": ctx}],
+                                               compiled.policies, cedar.entities_json(attrs))
+            assert r.allowed and not r.diagnostics.errors
+            assert cedar.authorize(compiled, cedar.entities_json(attrs), ["opus-4.8"], ctx)["opus-4.8"] == (
+                True, [], [])

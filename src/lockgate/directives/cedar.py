@@ -8,7 +8,10 @@ Cedar's policy ids mapped to directive ids. Per request Cedar parses only the pr
 attributes (one small entity) and evaluates the policies, in one native call for a model and its re-route
 chain: without a schema (every policy was validated against it when planned and applied), without a
 context when no policy mentions one, and with uids in Cedar's JSON form, which skips its surface-syntax
-parser."""
+parser. A model that no policy names is not sent to Cedar at all: every forbid is written
+`[its models].contains(resource) && (condition)`, and Cedar's `&&` stops at a false left side, so such a
+model is allowed by the base permit whatever the principal or context (`compile_set` has Cedar confirm it
+once per version)."""
 
 from __future__ import annotations
 
@@ -69,6 +72,7 @@ class Compiled:
     used: tuple[str, ...] = ()  # principal attributes some policy reads (sorted)
     reads_context: bool = False  # whether any policy mentions `context` at all
     reasons: dict[str, tuple[int, str | None]] = field(default_factory=dict)  # "policyN" -> (N, directive id)
+    named: frozenset[str] = frozenset()  # the models some policy names: only these are sent to Cedar
     _requests: dict[str, dict] = field(default_factory=dict)  # model -> its request without context
     _batches: dict[tuple[str, ...], list[dict]] = field(default_factory=dict)  # chain -> its requests
 
@@ -106,9 +110,17 @@ def compile_set(directives: list[Directive]) -> Compiled:
     text = "\n\n".join([BASE] + [policy_text(d) for d in directives])
     ids = [None] + [d.id for d in directives]
     conditions = "\n".join(d.when for d in directives)
-    return Compiled(text, cedarpy.PolicySet.from_str(text), ids, mentioned(conditions, ATTRIBUTES),
-                    re.search(r"\bcontext\b", conditions) is not None,
-                    {f"policy{i}": (i, d) for i, d in enumerate(ids)})
+    compiled = Compiled(text, cedarpy.PolicySet.from_str(text), ids, mentioned(conditions, ATTRIBUTES),
+                        re.search(r"\bcontext\b", conditions) is not None,
+                        {f"policy{i}": (i, d) for i, d in enumerate(ids)},
+                        frozenset(m for d in directives for m in d.models))
+    # What `evaluate` assumes of a model no policy names, asked of Cedar itself: allowed, with no error,
+    # for a principal with no attributes and an empty context (so any condition it reached would fail).
+    unnamed = next(f"unnamed-{i}" for i in range(len(compiled.named) + 1) if f"unnamed-{i}" not in compiled.named)
+    answer = read(compiled, _ask(compiled, entities_json({}), [unnamed], "{}")[0])
+    if answer != (True, [], []):  # pragma: no cover - would mean policy_text no longer has that shape
+        raise DirectiveError(f"internal: the policy set does not allow a model it does not name: {answer}")
+    return compiled
 
 
 def check(d: Directive) -> None:
@@ -160,13 +172,26 @@ def evaluate(compiled: Compiled, ents: str, models: list[str] | tuple[str, ...],
     Cedar also parses `ents` (see `entities_json`); if it cannot, every answer is NoDecision with the
     error, which `read` turns into not allowed. (Parsing the entity inside the call costs the same as
     parsing it into a reusable `cedarpy.Entities` first, minus a native call and a handle.)"""
+    named = compiled.named
+    asked = [m for m in models if m in named]
+    out: dict[str, str | dict] = {m: _ALLOWED for m in models if m not in named}
+    if asked:
+        out.update(zip(asked, _ask(compiled, ents, asked, context)))
+    return out
+
+
+_ALLOWED = {"decision": "Allow", "diagnostics": {"reason": ["policy0"], "errors": []}}  # by the base permit
+
+
+def _ask(compiled: Compiled, ents: str, models: list[str], context: str | None) -> list[str | dict]:
+    """Cedar's answers for these models, in order, from one native call."""
     if context is None:
         reqs = compiled.requests(models)
     else:
         reqs = [{**compiled.request(m), "context": context} for m in models]
     if _batch is None:  # pragma: no cover - a cedarpy without the native entry point: its public wrapper
-        return {m: r._authz_resp for m, r in zip(models, cedarpy.is_authorized_batch(reqs, compiled.policies, ents))}
-    return dict(zip(models, _batch(reqs, compiled.policies, ents, None, False)))
+        return [r._authz_resp for r in cedarpy.is_authorized_batch(reqs, compiled.policies, ents)]
+    return _batch(reqs, compiled.policies, ents, None, False)
 
 
 def read(compiled: Compiled, raw: str | dict) -> tuple[bool, list[str], list[str]]:
