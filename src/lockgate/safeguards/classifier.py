@@ -12,9 +12,10 @@ windows); a segment's score is ``(1 - mix_w2) * p1 + mix_w2 * p2`` and the text'
 is the max over segments. That costs ~1-3 ms for a 512-token prompt on one core.
 
 Stage 3 (only when some domain's stage-2 score reaches its *gate*, i.e. the text is
-not clearly benign): all-MiniLM-L6-v2 on the (at most
-``max_stage3_segments``) most suspicious segments + one logistic head per domain;
-those segments' score becomes ``mix3 . (p1, p2, p3)``. MiniLM is loaded lazily.
+not clearly benign): all-MiniLM-L6-v2 with its top layers fine-tuned (``finetune.py``)
+on the (at most ``max_stage3_segments``) most suspicious segments, mean-pooled, one
+linear output per domain; those segments' score becomes ``mix3 . (p1, p2, p3)``.
+MiniLM is loaded lazily.
 
 Thresholds come from the artefact (set on a calibration split that the shipped heads
 never trained on), one set per available depth (``thresholds`` for the full cascade,
@@ -36,7 +37,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from .corpus import DOMAINS
-from .features import hash_features, segments
+from .features import hash_features_many, segments
 from .normalise import normalise_forms
 
 __all__ = ["Classifier", "Verdict", "ARTEFACT_NAME", "default_artefact_path"]
@@ -100,11 +101,11 @@ class Classifier:
             self.m_b2 = arrays["m_b2"].astype(np.float32)
         else:
             self._static = None
-        self._stage3_wanted = self._stage2_wanted and stage3 and "s3_w" in arrays
+        from .finetune import KEY
+
+        self._tuned = {k: v for k, v in arrays.items() if k.startswith(KEY)}  # stage 3's tuned layers + head
+        self._stage3_wanted = self._stage2_wanted and stage3 and bool(self._tuned)
         self._stage3_failed: str | None = None
-        if self._stage3_wanted:
-            self.s3_w = arrays["s3_w"].astype(np.float32)  # (384, D)
-            self.s3_b = arrays["s3_b"].astype(np.float32)
         self._embedder = None
         self._emb_lock = threading.Lock()
 
@@ -138,12 +139,14 @@ class Classifier:
         log.warning("safety stage 3 (MiniLM) unavailable (%s); using stage-2 thresholds", exc)
 
     def _get_embedder(self):
+        """Stage 3's encoder (MiniLM with the artefact's tuned top layers), built on first need."""
         if self._embedder is None:
             with self._emb_lock:
                 if self._embedder is None:
                     from .embed import get_minilm
+                    from .finetune import Stage3
 
-                    self._embedder = get_minilm()
+                    self._embedder = Stage3(get_minilm(), self._tuned)
         return self._embedder
 
     @property
@@ -168,11 +171,12 @@ class Classifier:
         return segs
 
     def stage1_logits(self, segs: list[str]) -> np.ndarray:
+        seg, idx, val = hash_features_many(segs, self.bits)
+        contrib = self.s1_w[idx] * val[:, None]
         out = np.empty((len(segs), len(self.domains)), dtype=np.float32)
-        for i, s in enumerate(segs):
-            idx, val = hash_features(s, self.bits)
-            out[i] = val @ self.s1_w[idx] + self.s1_b if len(idx) else self.s1_b
-        return out
+        for j in range(len(self.domains)):
+            out[:, j] = np.bincount(seg, weights=contrib[:, j], minlength=len(segs))
+        return out + self.s1_b
 
     def stage2_logits(self, segs: list[str]) -> np.ndarray:
         e = self._static.encode(segs)
@@ -191,7 +195,7 @@ class Classifier:
             return p1, None
 
     def stage3_logits(self, segs: list[str]) -> np.ndarray:
-        return self._get_embedder().encode(segs) @ self.s3_w + self.s3_b
+        return self._get_embedder().logits(segs)
 
     def score_segments(self, segs: list[str], *, use_stage3: bool = True) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
         """Per-domain text scores at each depth: (stage 1 only, stages 1+2, full cascade); None where unavailable."""

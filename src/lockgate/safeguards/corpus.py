@@ -183,12 +183,15 @@ _PHRASE_KINDS = {
 }
 
 
-EXTRA_FILES: tuple[str, ...] = ("extra_cyber.json", "extra_bio.json", "extra_chem.json", "extra_general.json")
+EXTRA_FILES: tuple[str, ...] = ("extra_cyber.json", "extra_bio.json", "extra_chem.json", "extra_general.json",
+                                 "extra_cyber2.json", "extra_bio2.json", "extra_chem2.json")
 
 
 def load_extra() -> dict[str, dict]:
-    """Our second batch of hand-written training data (``data/extra_*.json``, Apache-2.0)."""
-    return {name.removeprefix("extra_").removesuffix(".json"): _data_json(name) for name in EXTRA_FILES}
+    """Our later batches of hand-written training data (``data/extra_*.json``, Apache-2.0), keyed by
+    batch name (``cyber``, ``cyber2``, ...)."""
+    return {name.removeprefix("extra_").removesuffix(".json"): _data_json(name) for name in EXTRA_FILES
+            if resources.files("lockgate.safeguards").joinpath("data", name).is_file()}
 
 
 def all_framings() -> tuple[str, ...]:
@@ -234,13 +237,15 @@ _CODE_INTROS = (
 def _extra_examples(rng: random.Random, framings: tuple[str, ...], per_phrase: int) -> list[Example]:
     ex = load_extra()
     out: list[Example] = []
-    for d in DOMAINS:
-        blk = ex[d]
-        lab = frozenset({d})
-        out += _phrase_rows(rng, framings, blk["harmful_phrases"], d, "harmful", lab, f"extra:{d}", f"x{d}", per_phrase)
-        out += _phrase_rows(rng, framings, blk["hardneg_phrases"], d, "hardneg", frozenset(), f"extra:hardneg_{d}", f"xh{d}", per_phrase)
-        out += [Example(t, lab, f"extra:{d}", "harmful", group=f"x{d}:t{i}") for i, t in enumerate(blk["harmful_texts"])]
-        out += [Example(t, frozenset(), f"extra:hardneg_{d}", "hardneg", group=f"xh{d}:t{i}") for i, t in enumerate(blk["hardneg_texts"])]
+    for batch in sorted(ex):  # cyber, cyber2, ...: the domain is the name without its batch number
+        d = batch.rstrip("0123456789")
+        if d not in DOMAINS:
+            continue
+        blk, lab = ex[batch], frozenset({d})
+        out += _phrase_rows(rng, framings, blk["harmful_phrases"], d, "harmful", lab, f"extra:{d}", f"x{batch}", per_phrase)
+        out += _phrase_rows(rng, framings, blk["hardneg_phrases"], d, "hardneg", frozenset(), f"extra:hardneg_{d}", f"xh{batch}", per_phrase)
+        out += [Example(t, lab, f"extra:{d}", "harmful", group=f"x{batch}:t{i}") for i, t in enumerate(blk["harmful_texts"])]
+        out += [Example(t, frozenset(), f"extra:hardneg_{d}", "hardneg", group=f"xh{batch}:t{i}") for i, t in enumerate(blk["hardneg_texts"])]
     cy = ex["cyber"]
     for key, lab, kind in (("code_requests_harmful", frozenset({"cyber"}), "harmful"), ("code_requests_benign", frozenset(), "hardneg")):
         for i, req in enumerate(cy[key]):

