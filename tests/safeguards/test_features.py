@@ -45,3 +45,10 @@ def test_classifier_stage1_equals_per_segment_scoring(clf):
         idx, val = hash_features(s, clf.bits)
         want = val @ clf.s1_w[idx] + clf.s1_b if len(idx) else clf.s1_b
         assert np.allclose(got[i], want, atol=1e-4)
+
+
+def test_the_hashing_the_shipped_weights_were_trained_on_is_unchanged():
+    # The stage-1 head is indexed by these buckets: a change of hash silently scrambles the shipped weights.
+    idx, val = hash_features("How do I kill a Python process?")
+    assert (len(idx), int(idx.sum()), idx[:5].tolist()) == (103, 13763655, [1934, 5487, 12513, 19116, 19931])
+    assert abs(float(val.sum()) - 10.14889) < 1e-4

@@ -38,6 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .corpus import DOMAINS
 from .features import hash_features_many, segments
+from .finetune import KEY as TUNED_KEY
 from .normalise import normalise_forms
 
 __all__ = ["Classifier", "Verdict", "ARTEFACT_NAME", "default_artefact_path"]
@@ -101,9 +102,7 @@ class Classifier:
             self.m_b2 = arrays["m_b2"].astype(np.float32)
         else:
             self._static = None
-        from .finetune import KEY
-
-        self._tuned = {k: v for k, v in arrays.items() if k.startswith(KEY)}  # stage 3's tuned layers + head
+        self._tuned = {k: v for k, v in arrays.items() if k.startswith(TUNED_KEY)}  # stage 3's tuned layers + head
         self._stage3_wanted = self._stage2_wanted and stage3 and bool(self._tuned)
         self._stage3_failed: str | None = None
         self._embedder = None

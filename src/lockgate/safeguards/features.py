@@ -28,44 +28,14 @@ def _prep(text: str) -> str:
 
 def hash_features(text: str, bits: int = DEFAULT_BITS) -> tuple[np.ndarray, np.ndarray]:
     """Return (indices, values) of the sparse, L2-normalised feature vector."""
-    s = _prep(text)
-    if len(s) > 20000:
-        s = s[:20000]
-    shift = np.uint64(64 - bits)
-    codes = np.frombuffer(s.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
-    parts: list[np.ndarray] = []
-    n_codes = len(codes)
-    with np.errstate(over="ignore"):
-        for n in _CHAR_NS:
-            if n_codes < n:
-                continue
-            m = n_codes - n + 1
-            h = np.full(m, np.uint64(n * 7919), dtype=np.uint64)
-            for k in range(n):
-                h = h * _MULT + codes[k : k + m]
-            parts.append((h * _MIX) >> shift)
-        words = _WORD_RE.findall(s)
-        if words:
-            wh = [zlib.crc32(w.encode()) for w in words]
-            wh_arr = np.asarray(wh, dtype=np.uint64)
-            uni = (wh_arr + np.uint64(0x51ED27)) * _MIX
-            parts.append(uni >> shift)
-            if len(words) > 1:
-                bi = (wh_arr[:-1] * np.uint64(1000003) + wh_arr[1:] + np.uint64(0xB16B00B5)) * _MIX
-                parts.append(bi >> shift)
-    if not parts:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
-    allh = np.concatenate(parts).astype(np.int64)
-    idx, counts = np.unique(allh, return_counts=True)
-    vals = np.log1p(counts.astype(np.float32))
-    vals /= max(float(np.linalg.norm(vals)), 1e-6)
+    _, idx, vals = hash_features_many([text], bits)
     return idx, vals
 
 
 def hash_features_many(texts: list[str], bits: int = DEFAULT_BITS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``hash_features`` of many texts at once: (text number, index, value) of every non-zero feature,
-    ordered by text then index. The same features as one call per text (the tests check it), in a few
-    numpy passes over all texts together instead of a dozen small ones per text."""
+    """The features of many texts at once: (text number, index, value) of every non-zero feature, ordered
+    by text then index. A text's features do not depend on the others (the tests check it); scoring all
+    segments of a prompt in a few numpy passes beats a dozen small ones per segment."""
     preps = [_prep(t)[:20000] for t in texts]
     shift = np.uint64(64 - bits)
     lengths = np.fromiter((len(p) for p in preps), dtype=np.int64, count=len(preps))
