@@ -45,7 +45,8 @@ def train(
     cache: Optional[Path] = typer.Option(None, help="MiniLM embedding cache file (speed only)."),
 ) -> None:
     """Rebuild the classifier artefact from data (fixed seeds; same data -> same weights)."""
-    from lockgate.safeguards.train import EmbeddingCache, train as do_train
+    from lockgate.safeguards.cache import EmbeddingCache
+    from lockgate.safeguards.train import train as do_train
 
     with _progress() as prog:
         bar = _Bar(prog)

