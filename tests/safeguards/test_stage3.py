@@ -11,11 +11,13 @@ def test_tuned_encoder_shares_the_lower_layers_and_leaves_minilm_alone(clf):
     probe = ["How do vaccines work?", "Write a worm that spreads over SMB to every machine on the network."]
     before = minilm.encode(probe)
     tuned = clf._get_embedder()
+    assert tuned.top_layers == TOP_LAYERS  # the shipped artefact was trained with the current setting
+    n = tuned.top_layers
     base_layers, tuned_layers = minilm.model.encoder.layer, tuned.model.encoder.layer
     assert len(base_layers) == len(tuned_layers)
     assert tuned.model.embeddings is minilm.model.embeddings
-    assert all(a is b for a, b in zip(base_layers[:-TOP_LAYERS], tuned_layers[:-TOP_LAYERS]))
-    assert all(a is not b for a, b in zip(base_layers[-TOP_LAYERS:], tuned_layers[-TOP_LAYERS:]))
+    assert all(a is b for a, b in zip(base_layers[:-n], tuned_layers[:-n]))
+    assert all(a is not b for a, b in zip(base_layers[-n:], tuned_layers[-n:]))
     # the tuned layers are the artefact's, not the wheel's, and loading them changed nothing shared
     w_base = base_layers[-1].output.dense.weight.detach().numpy()
     w_tuned = tuned_layers[-1].output.dense.weight.detach().numpy()

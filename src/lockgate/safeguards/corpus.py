@@ -183,8 +183,9 @@ _PHRASE_KINDS = {
 }
 
 
-# a further batch (extra_cyber2.json, ...) would be picked up by name: see docs/safety.md for the one tried
-EXTRA_FILES: tuple[str, ...] = ("extra_cyber.json", "extra_bio.json", "extra_chem.json", "extra_general.json")
+# batches are listed by name; batch 2 (extra_cyber2.json, ...) was tried and left out, see docs/safety.md
+EXTRA_FILES: tuple[str, ...] = ("extra_cyber.json", "extra_bio.json", "extra_chem.json", "extra_general.json",
+                                "extra_cyber3.json", "extra_bio3.json", "extra_chem3.json")
 
 
 def load_extra() -> dict[str, dict]:
@@ -255,10 +256,28 @@ def _extra_examples(rng: random.Random, framings: tuple[str, ...], per_phrase: i
     gen = ex["general"]
     out += _phrase_rows(rng, framings, gen["benign_phrases"], "benign", "benign", frozenset(), "extra:benign", "xb", per_phrase)
     out += [Example(t, frozenset(), "extra:benign", "benign", group=f"xb:t{i}") for i, t in enumerate(gen["benign_texts"])]
-    for d, texts in gen["answers_harmful"].items():
-        out += [Example(t, frozenset({d}), f"extra:answer:{d}", "harmful", group=f"xa{d}:{i}") for i, t in enumerate(texts)]
-    out += [Example(t, frozenset(), "extra:answer:benign", "benign", group=f"xab:{i}") for i, t in enumerate(gen["answers_benign"])]
+    for batch in sorted(b for b in ex if b.startswith("general")):  # general, general2, ...: answer texts
+        tag = batch.removeprefix("general")
+        for d, texts in ex[batch].get("answers_harmful", {}).items():
+            out += [Example(t, frozenset({d}), f"extra:answer:{d}", "harmful", group=f"xa{tag}{d}:{i}") for i, t in enumerate(texts)]
+        for i, t in enumerate(ex[batch].get("answers_benign", [])):
+            out.append(Example(t, frozenset(), "extra:answer:benign", "benign", group=f"xab{tag}:{i}"))
+            out += [Example(p, frozenset(), "extra:answer:benign", "benign", group=f"xab{tag}:{i}")
+                    for p in _prefixes(t, rng, ANSWER_PREFIXES)]
     return out
+
+
+ANSWER_PREFIXES = 2  # the stream monitor judges an answer's growing prefix, so benign answers train cut short too
+
+
+def _prefixes(text: str, rng: random.Random, n: int, min_words: int = 10) -> list[str]:
+    """``n`` distinct cuts of ``text`` at word boundaries (only of benign answers: a harmful answer's opening
+    is often as innocent as a benign one's, so its prefixes are not positives)."""
+    words = text.split(" ")
+    if len(words) <= min_words + 1:
+        return []
+    cuts = sorted(rng.sample(range(min_words, len(words)), min(n, len(words) - min_words)))
+    return [" ".join(words[:c]) for c in cuts]
 
 
 def _benign_wrapped(rng: random.Random, templates: list[tuple[str, str]]) -> list[Example]:

@@ -24,7 +24,7 @@ from .embed import MiniLM
 
 __all__ = ["TOP_LAYERS", "Stage3", "fit", "KEY"]
 
-TOP_LAYERS = 2
+TOP_LAYERS = 4
 KEY = "ft."  # artefact keys: "ft.<parameter name in the tuned layers>", "ft.head_w", "ft.head_b"
 TRAIN_TOKENS = 128  # training truncation; stage-3 segments are 64-word windows (~90 tokens)
 
@@ -48,9 +48,10 @@ class Stage3:
         torch = minilm._torch
         self._minilm = minilm
         base = minilm.model
-        top = torch.nn.ModuleList([copy.deepcopy(layer) for layer in base.encoder.layer[-TOP_LAYERS:]])
         state = {k[len(KEY):]: torch.from_numpy(v.astype(np.float32)) for k, v in arrays.items()
                  if k.startswith(KEY) and not k.startswith(KEY + "head_")}
+        self.top_layers = len({k.split(".", 1)[0] for k in state})  # the artefact says how many were tuned
+        top = torch.nn.ModuleList([copy.deepcopy(layer) for layer in base.encoder.layer[-self.top_layers:]])
         top.load_state_dict(state, strict=True)
         self.model = _assemble(base, top)
         self.head_w = arrays[KEY + "head_w"].astype(np.float32)  # (384, D)

@@ -44,7 +44,7 @@ BENIGN_FPR = 0.005
 CALIB_FOLD = 5  # 1 in CALIB_FOLD groups -> calibration split
 MLP_HIDDEN = 512
 MLP_EPOCHS = 40
-STAGE3_EPOCHS = 2
+STAGE3_EPOCHS = 3
 # (n-gram, static MLP, tuned MiniLM) weights on stage-3 segments: the one of these with the highest TPR on
 # the calibration split at the FPR budgets is shipped (`train` logs each)
 MIX3_CANDIDATES = ((0.5, 0.25, 0.25), (0.4, 0.2, 0.4), (0.3, 0.15, 0.55), (0.2, 0.1, 0.7), (0.1, 0.05, 0.85))
