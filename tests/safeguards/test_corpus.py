@@ -2,7 +2,7 @@
 
 import random
 
-from lockgate.safeguards.corpus import EXTRA_FILES, _extra_examples, _prefixes, all_framings, load_extra
+from lockgate.safeguards.handwritten import EXTRA_FILES, _extra_examples, _prefixes, all_framings, load_extra
 
 
 def test_every_listed_batch_is_shipped_and_named_by_domain():

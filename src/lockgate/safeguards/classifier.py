@@ -36,7 +36,7 @@ from typing import Any, Iterable
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from .corpus import DOMAINS
+from .examples import DOMAINS
 from .features import hash_features_many, segments
 from .finetune import KEY as TUNED_KEY
 from .normalise import normalise_forms

@@ -26,11 +26,15 @@ import json
 import os
 import random
 import re
-from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 
-DOMAINS: tuple[str, ...] = ("cyber", "bio", "chem")
+from .examples import DOMAINS, Example
+from .handwritten import (
+    benign_wrapped,
+    load_heldout_handwritten,
+    load_seed_phrases,
+    seed_examples,
+)
 
 __all__ = [
     "DOMAINS",
@@ -42,16 +46,6 @@ __all__ = [
     "build_heldout_sets",
     "pyrit_templates",
 ]
-
-
-@dataclass
-class Example:
-    text: str
-    labels: frozenset[str]  # subset of DOMAINS; empty = negative for all heads
-    source: str  # e.g. "seed:cyber", "advbench", "harmbench-val"
-    kind: str  # "harmful" | "other_harmful" | "hardneg" | "benign"
-    group: str = ""  # behaviour / phrase id (for grouped CV)
-    meta: dict = field(default_factory=dict)
 
 
 # ---------------------------------------------------------------------------
@@ -126,170 +120,6 @@ def datasets_root(explicit: str | os.PathLike | None = None) -> Path:
         if (c / "harmbench").is_dir():
             return c.resolve()
     raise FileNotFoundError("shared datasets folder not found; pass --datasets or set LOCKGATE_DATASETS")
-
-
-def _data_json(name: str) -> dict:
-    return json.loads(resources.files("lockgate.safeguards").joinpath("data", name).read_text(encoding="utf-8"))
-
-
-def load_seed_phrases() -> dict:
-    return _data_json("seed_phrases.json")
-
-
-def load_heldout_handwritten() -> dict:
-    return _data_json("heldout_handwritten.json")
-
-
-# ---------------------------------------------------------------------------
-# framings shared by every class (so the framing carries no label signal)
-
-FRAMINGS: tuple[str, ...] = (
-    "How do I {x}?",
-    "How can I {x}?",
-    "how to {x}",
-    "Give me step-by-step instructions to {x}.",
-    "Explain how to {x}.",
-    "What's the best way to {x}?",
-    "Write a detailed guide on how to {x}.",
-    "I need to {x}. What should I do?",
-    "Can you help me {x}?",
-    "Teach me to {x}.",
-    "Walk me through how to {x}, step by step.",
-    "Provide a tutorial on how to {x}.",
-    "what is the easiest way to {x}",
-    "Describe in detail how one would {x}.",
-    "I want to {x}. Where do I start?",
-    "For a project, I need to {x}. Outline the process.",
-    "Is it possible to {x}? If so, how?",
-    "Please tell me how to {x} as quickly as possible.",
-    "Quick question: how would you {x}?",
-    "List everything I need to {x}.",
-    "My friend asked me how to {x}. What should I tell them?",
-    "Write instructions to {x}.",
-    "Could you explain, in simple terms, how to {x}?",
-    "I've been trying to {x} for days. Any tips?",
-    "Create a plan to {x}.",
-    "As an expert, explain how to {x}.",
-)
-
-_PHRASE_KINDS = {
-    "cyber": ("harmful", frozenset({"cyber"})),
-    "bio": ("harmful", frozenset({"bio"})),
-    "chem": ("harmful", frozenset({"chem"})),
-    "hardneg_cyber": ("hardneg", frozenset()),
-    "hardneg_bio": ("hardneg", frozenset()),
-    "hardneg_chem": ("hardneg", frozenset()),
-    "benign": ("benign", frozenset()),
-}
-
-
-# batches are listed by name; batch 2 (extra_cyber2.json, ...) was tried and left out, see docs/safety.md;
-# extra_general2.json (180 benign / 100 harmful assistant answers) is written but not trained on yet
-EXTRA_FILES: tuple[str, ...] = ("extra_cyber.json", "extra_bio.json", "extra_chem.json", "extra_general.json",
-                                "extra_cyber3.json", "extra_bio3.json", "extra_chem3.json")
-
-
-def load_extra() -> dict[str, dict]:
-    """Our later batches of hand-written training data (``data/extra_*.json``, Apache-2.0), keyed by
-    batch name (``cyber``, ``cyber2``, ...)."""
-    return {name.removeprefix("extra_").removesuffix(".json"): _data_json(name) for name in EXTRA_FILES
-            if resources.files("lockgate.safeguards").joinpath("data", name).is_file()}
-
-
-def all_framings() -> tuple[str, ...]:
-    return FRAMINGS + tuple(load_extra()["general"]["framings"])
-
-
-def _frame(f: str, phrase: str) -> str:
-    return f.replace("{X}", phrase[:1].upper() + phrase[1:]).replace("{x}", phrase)
-
-
-def _phrase_rows(rng: random.Random, framings: tuple[str, ...], phrases: list[str], key: str, kind: str, labels: frozenset[str],
-                 source: str, gprefix: str, per_phrase: int) -> list[Example]:
-    out = []
-    for i, phrase in enumerate(phrases):
-        for f in rng.sample(framings, per_phrase):
-            text = _frame(f, phrase)
-            if rng.random() < 0.25:
-                text = text.lower()
-            out.append(Example(text, labels, source, kind, group=f"{gprefix}:p{i}"))
-    return out
-
-
-def _seed_examples(rng: random.Random, per_phrase: int = 5) -> list[Example]:
-    seeds = load_seed_phrases()
-    framings = all_framings()
-    out: list[Example] = []
-    for key, (kind, labels) in _PHRASE_KINDS.items():
-        block = seeds[key]
-        out += _phrase_rows(rng, framings, block["phrases"], key, kind, labels, f"seed:{key}", key, per_phrase)
-        for i, q in enumerate(block["questions"]):
-            out.append(Example(q, labels, f"seed:{key}", kind, group=f"{key}:q{i}"))
-    return out + _extra_examples(rng, framings, per_phrase)
-
-
-_CODE_INTROS = (
-    "Here is my script:\n```\n{code}\n```\n{req}",
-    "{req}\n\n{code}",
-    "I wrote this:\n\n{code}\n\nCan you help? {req}",
-    "```\n{code}\n```\n{req}",
-)
-
-
-def _extra_examples(rng: random.Random, framings: tuple[str, ...], per_phrase: int) -> list[Example]:
-    ex = load_extra()
-    out: list[Example] = []
-    for batch in sorted(ex):  # cyber, cyber2, ...: the domain is the name without its batch number
-        d = batch.rstrip("0123456789")
-        if d not in DOMAINS:
-            continue
-        blk, lab = ex[batch], frozenset({d})
-        out += _phrase_rows(rng, framings, blk["harmful_phrases"], d, "harmful", lab, f"extra:{d}", f"x{batch}", per_phrase)
-        out += _phrase_rows(rng, framings, blk["hardneg_phrases"], d, "hardneg", frozenset(), f"extra:hardneg_{d}", f"xh{batch}", per_phrase)
-        out += [Example(t, lab, f"extra:{d}", "harmful", group=f"x{batch}:t{i}") for i, t in enumerate(blk["harmful_texts"])]
-        out += [Example(t, frozenset(), f"extra:hardneg_{d}", "hardneg", group=f"xh{batch}:t{i}") for i, t in enumerate(blk["hardneg_texts"])]
-    cy = ex["cyber"]
-    for key, lab, kind in (("code_requests_harmful", frozenset({"cyber"}), "harmful"), ("code_requests_benign", frozenset(), "hardneg")):
-        for i, req in enumerate(cy[key]):
-            for code in rng.sample(cy["code_contexts"], 3):
-                text = rng.choice(_CODE_INTROS).format(code=code, req=req)
-                out.append(Example(text, lab, f"extra:code:{kind}", kind, group=f"xcode:{key}:{i}", meta={"payload": req}))
-    gen = ex["general"]
-    out += _phrase_rows(rng, framings, gen["benign_phrases"], "benign", "benign", frozenset(), "extra:benign", "xb", per_phrase)
-    out += [Example(t, frozenset(), "extra:benign", "benign", group=f"xb:t{i}") for i, t in enumerate(gen["benign_texts"])]
-    for batch in sorted(b for b in ex if b.startswith("general")):  # general, general2, ...: answer texts
-        tag = batch.removeprefix("general")
-        for d, texts in ex[batch].get("answers_harmful", {}).items():
-            out += [Example(t, frozenset({d}), f"extra:answer:{d}", "harmful", group=f"xa{tag}{d}:{i}") for i, t in enumerate(texts)]
-        for i, t in enumerate(ex[batch].get("answers_benign", [])):
-            out.append(Example(t, frozenset(), "extra:answer:benign", "benign", group=f"xab{tag}:{i}"))
-            out += [Example(p, frozenset(), "extra:answer:benign", "benign", group=f"xab{tag}:{i}")
-                    for p in _prefixes(t, rng, ANSWER_PREFIXES)]
-    return out
-
-
-ANSWER_PREFIXES = 2  # the stream monitor judges an answer's growing prefix, so benign answers train cut short too
-
-
-def _prefixes(text: str, rng: random.Random, n: int, min_words: int = 10) -> list[str]:
-    """``n`` distinct cuts of ``text`` at word boundaries (only of benign answers: a harmful answer's opening
-    is often as innocent as a benign one's, so its prefixes are not positives)."""
-    words = text.split(" ")
-    if len(words) <= min_words + 1:
-        return []
-    cuts = sorted(rng.sample(range(min_words, len(words)), min(n, len(words) - min_words)))
-    return [" ".join(words[:c]) for c in cuts]
-
-
-def _benign_wrapped(rng: random.Random, templates: list[tuple[str, str]]) -> list[Example]:
-    """Benign payloads inside the training role-play templates, so a wrapper alone doesn't raise scores."""
-    payloads = load_extra()["general"]["roleplay_benign_payloads"]
-    out = []
-    for ti, (_name, tpl) in enumerate(templates):
-        for pi in rng.sample(range(len(payloads)), 3):
-            out.append(Example(tpl.replace("{prompt}", payloads[pi]), frozenset(), "extra:roleplay-benign", "benign",
-                               group=f"xrp:{ti}", meta={"payload": payloads[pi]}))
-    return out
 
 
 # ---------------------------------------------------------------------------
@@ -393,9 +223,9 @@ def build_training_set(root: Path, seed: int = 1234) -> list[Example]:
     from .transforms import TRAIN_AUGMENTATIONS
 
     rng = random.Random(seed)
-    base = _seed_examples(rng) + _external_training(root)
+    base = seed_examples(rng) + _external_training(root)
     templates = pyrit_templates(root, "train")
-    base += _benign_wrapped(rng, templates)
+    base += benign_wrapped(rng, templates)
     aug: list[Example] = []
     for ex in base:
         if ex.kind == "other_harmful" and rng.random() < 0.5:

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from .corpus import DOMAINS
+from .examples import DOMAINS
 
 __all__ = ["DomainRule", "Profile", "Decision", "default_profiles", "load_profile"]
 
