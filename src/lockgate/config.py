@@ -126,6 +126,7 @@ DEFAULT_MODELS = [
         "name": "smollm2-135m",
         "description": "SmolLM2-135M-Instruct, bundled, runs in-process on the CPU",
         "upstream": {"provider": "local", "model": "bundled:smollm2-135m"},
+        "safeguards": "strict",  # the embedded default is protected like any public model
     }
 ]
 
