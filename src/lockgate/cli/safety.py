@@ -43,14 +43,23 @@ def train(
     datasets: Optional[Path] = typer.Option(None, help="Shared datasets folder (default: ../shared/datasets, $LOCKGATE_DATASETS)."),
     out: Optional[Path] = typer.Option(None, help="Artefact path (default: the packaged src/lockgate/safeguards/artefacts/safety_v1.npz)."),
     cache: Optional[Path] = typer.Option(None, help="MiniLM embedding cache file (speed only)."),
+    calibrate_only: Optional[Path] = typer.Option(
+        None, "--calibrate-only", metavar="ARTEFACT",
+        help="Keep ARTEFACT's trained weights and only re-set its thresholds, stage-3 gates and mix on the calibration "
+             "split (minutes instead of about an hour); writes --out, default ARTEFACT itself."),
 ) -> None:
     """Rebuild the classifier artefact from data (fixed seeds; same data -> same weights)."""
     from lockgate.safeguards.cache import EmbeddingCache
+    from lockgate.safeguards.train import recalibrate
     from lockgate.safeguards.train import train as do_train
 
+    if calibrate_only is not None and not calibrate_only.is_file():
+        _err.print(f"[red]--calibrate-only: no artefact at {calibrate_only}[/red]")
+        raise typer.Exit(2)
     with _progress() as prog:
         bar = _Bar(prog)
-        meta = do_train(datasets, out, progress=bar, log=lambda m: prog.console.print(m), cache=EmbeddingCache(cache, progress=bar) if cache else None)
+        kw = dict(progress=bar, log=lambda m: prog.console.print(m), cache=EmbeddingCache(cache, progress=bar) if cache else None)
+        meta = recalibrate(calibrate_only, datasets, out, **kw) if calibrate_only else do_train(datasets, out, **kw)
     _err.print_json(json.dumps({"thresholds": meta["thresholds"], "screen_thresholds": meta["screen_thresholds"]}))
 
 

@@ -66,10 +66,10 @@ _PHRASE_KINDS = {
 }
 
 
-# batches are listed by name; batch 2 (extra_cyber2.json, ...) was tried and left out, see docs/safety.md;
-# extra_general2.json (180 benign / 100 harmful assistant answers) is written but not trained on yet
+# batches are listed by name; batch 2 (extra_cyber2.json, ...) was tried and left out, see docs/safety.md
 EXTRA_FILES: tuple[str, ...] = ("extra_cyber.json", "extra_bio.json", "extra_chem.json", "extra_general.json",
-                                "extra_cyber3.json", "extra_bio3.json", "extra_chem3.json")
+                                "extra_cyber3.json", "extra_bio3.json", "extra_chem3.json", "extra_general2.json",
+                                "extra_cyber4.json", "extra_bio4.json", "extra_chem4.json")
 
 
 def load_extra() -> dict[str, dict]:

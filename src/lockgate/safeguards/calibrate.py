@@ -1,0 +1,160 @@
+"""Thresholds, stage-3 gates and the stage-3 mix, set on the calibration split through the run-time scoring
+path (``Classifier.score_segments``). ``train`` ends with this; ``lockgate safety train --calibrate-only``
+runs it alone on an existing artefact (same weights and constants -> the same result, in minutes instead of
+the fine-tune's hour)."""
+
+from __future__ import annotations
+
+import json
+from typing import Callable
+
+import numpy as np
+
+from .examples import DOMAINS, Example
+
+HARDNEG_FPR = 0.03  # per-domain FPR budgets on the calibration split used to set the default thresholds
+BENIGN_FPR = 0.005
+MIX_W2 = 0.3  # weight of the static-embedding MLP in a segment's score (calibration split: 0.3 beat 0, 0.5, 0.7)
+# (n-gram, static MLP, tuned MiniLM) weights on stage-3 segments: the one of these with the highest TPR on
+# the calibration split at the FPR budgets is shipped (`train` logs each)
+MIX3_CANDIDATES = ((0.5, 0.25, 0.25), (0.4, 0.2, 0.4), (0.3, 0.15, 0.55), (0.2, 0.1, 0.7), (0.1, 0.05, 0.85))
+GATE_RECALL = 0.99  # stage-3 gate: keep this share of calibration positives' stage-2 scores at or above it ...
+GATE_BENIGN = 0.10  # ... unless that sends more than this share of ordinary benign prompts to MiniLM (per domain)
+
+
+def _threshold_at_fpr(scores_neg: np.ndarray, fpr: float, weights: np.ndarray | None = None) -> float:
+    """The lowest threshold that flags at most `fpr` of the negatives (by weight, when given)."""
+    if len(scores_neg) == 0:
+        return 0.5
+    w = np.ones(len(scores_neg)) if weights is None else np.asarray(weights, dtype=np.float64)
+    order = np.argsort(-scores_neg, kind="stable")
+    share = np.cumsum(w[order]) / w.sum()  # weight at or above each score, highest first
+    k = int(np.searchsorted(share, fpr + 1e-12, side="right"))  # the first score that must not be flagged
+    return float(scores_neg[order][min(k, len(order) - 1)]) + 1e-6
+
+
+def per_group(groups: np.ndarray) -> np.ndarray:
+    """Weights that give every group (a phrase with all its framings, a behaviour) the same total: a rate
+    over them counts distinct requests, as the held-out sets do, instead of letting a phrase that comes in
+    ten framings count ten times."""
+    _, inverse, counts = np.unique(groups, return_inverse=True, return_counts=True)
+    return 1.0 / counts[inverse]
+
+
+def calibrate(arrays: dict, meta: dict, calib_ex: list[Example], *,
+              progress: Callable[[str, int, int], None] | None = None,
+              log: Callable[[str], None] = lambda m: None) -> dict:
+    """Set ``meta``'s thresholds (per depth), gates and stage-3 mix in place; returns the calibration stats."""
+    from .classifier import Classifier
+
+    # role-play templates often embed harmful example requests of their own, so a "benign payload inside a
+    # template" is not cleanly benign: such rows train the heads but do not set the thresholds
+    kinds = np.array([("wrapped" if (ex.source == "extra:roleplay-benign" or ex.meta.get("aug") == "roleplay") and not ex.labels else ex.kind)
+                      for ex in calib_ex])
+    srcs = np.array([ex.source for ex in calib_ex])
+    posm = np.array([[d in ex.labels for d in DOMAINS] for ex in calib_ex])
+    clf = Classifier(dict(arrays), meta)
+    segs_all = [clf._segments([ex.text]) for ex in calib_ex]
+    S1 = np.zeros((len(calib_ex), len(DOMAINS)))
+    S2 = np.zeros_like(S1)
+    for i, segs in enumerate(segs_all):
+        S1[i], S2[i], _ = clf.score_segments(segs, use_stage3=False)
+
+    groups = np.array([ex.group for ex in calib_ex])
+
+    def _thr(S, j):
+        pos = posm[:, j]
+        hn = (kinds == "hardneg") & ~pos
+        bn = (kinds == "benign") & ~pos
+        return float(np.clip(max(_threshold_at_fpr(S[hn, j], HARDNEG_FPR, per_group(groups[hn])),
+                                 _threshold_at_fpr(S[bn, j], BENIGN_FPR, per_group(groups[bn]))), 0.2, 0.95))
+
+    def rate(flag: np.ndarray, mask: np.ndarray) -> float:  # share of groups' weight flagged
+        w = per_group(groups[mask])
+        return float((w * flag[mask]).sum() / w.sum()) if mask.any() else 0.0
+
+    s1_thr = {d: _thr(S1, j) for j, d in enumerate(DOMAINS)}
+    s2_thr = {d: _thr(S2, j) for j, d in enumerate(DOMAINS)}
+    # The gate trades recall for latency: MiniLM costs ~30 ms a segment on one core, so it may run on at most
+    # GATE_BENIGN of the ordinary benign prompts per domain, even where that gives up some positives.
+    bn_all = (kinds == "benign") & ~posm.any(axis=1)
+    gate = {d: float(min(max(np.quantile(S2[posm[:, j], j], 1 - GATE_RECALL),
+                             _threshold_at_fpr(S2[bn_all, j], GATE_BENIGN, per_group(groups[bn_all]))), s2_thr[d]))
+            for j, d in enumerate(DOMAINS)}
+    for j, d in enumerate(DOMAINS):
+        log(f"[{d}] stage-3 gate {gate[d]:.3f}: keeps {rate(S2[:, j] >= gate[d], posm[:, j]):.3f} of calibration "
+            f"positives, sends {rate(S2[:, j] >= gate[d], bn_all):.3f} of ordinary benign to MiniLM")
+    meta["gate_thresholds"] = gate
+    meta["screen_thresholds"] = gate  # older name, read by `lockgate safety train`'s summary
+    clf = Classifier(dict(arrays), meta)
+    tuned_logits, memo = clf.stage3_logits, {}
+
+    def stage3_once(segs: list[str]) -> np.ndarray:  # the mixes below see the same segments: tune once
+        missing = [x for x in dict.fromkeys(segs) if x not in memo]
+        if missing:
+            memo.update(zip(missing, tuned_logits(missing)))
+        return np.stack([memo[x] for x in segs])
+
+    clf.stage3_logits = stage3_once
+    haspos = posm.any(axis=1)
+    hn_any, bn_any = (kinds == "hardneg") & ~haspos, (kinds == "benign") & ~haspos
+    best = None
+    for mix in MIX3_CANDIDATES:
+        clf.mix3 = np.array(mix, dtype=np.float32)
+        S = np.zeros_like(S1)
+        for i, segs in enumerate(segs_all):
+            S[i] = clf.score_segments(segs)[2]
+            if progress and (i % 200 == 0 or i == len(calib_ex) - 1):
+                progress(f"calibration split (full cascade, mix {mix})", i + 1, len(calib_ex))
+        t = {d: max(_thr(S, j), gate[d]) for j, d in enumerate(DOMAINS)}
+        flag = (S >= np.array([t[d] for d in DOMAINS])).any(axis=1)
+        tpr, fhn, fbn = rate(flag, haspos), rate(flag, hn_any), rate(flag, bn_any)
+        log(f"mix {mix}: calibration TPR {tpr:.3f}, any-domain FPR hard-neg {fhn:.3f} benign {fbn:.4f} (per group)")
+        # per-domain budgets fix each domain's FPR; across domains they can add up, so a mix must also keep
+        # the any-domain rates near the budgets' sum to be chosen
+        fits = fhn <= 2.2 * HARDNEG_FPR and fbn <= 2.2 * BENIGN_FPR
+        if best is None or (fits, tpr) > best[0]:
+            best = ((fits, tpr), mix, S, t)
+    _, MIX3, S3, thr = best
+    meta["mix3"] = list(MIX3)
+    log(f"stage-3 mix chosen on the calibration split: {MIX3}")
+    # Lossless gate: on a stage-3 segment the score is a1*p1 + a2*p2 + a3*p3 <= c * s2 + a3 with
+    # c = max(a1 / (1 - w), a2 / w), so a text whose stage-2 score stays below (thr - a3) / c cannot reach
+    # the threshold even if MiniLM said 1.0. Raising the gate to that bound changes no decision (only the
+    # reported score of texts that stay far below threshold) and keeps MiniLM off most traffic.
+    c_bound = max(MIX3[0] / (1 - MIX_W2), MIX3[1] / MIX_W2)
+    gate = {d: float(max(gate[d], (thr[d] - MIX3[2]) / c_bound - 1e-4)) for d in DOMAINS}
+    meta["gate_thresholds"] = gate
+    meta["screen_thresholds"] = gate
+    gated = (S2 >= np.array([gate[d] for d in DOMAINS])).any(axis=1)
+    stats = {}
+    for j, d in enumerate(DOMAINS):
+        pos = posm[:, j]
+        hn = (kinds == "hardneg") & ~pos
+        bn = (kinds == "benign") & ~pos
+        stats[d] = {
+            "positives": int(pos.sum()),
+            "calib_tpr": rate(S3[:, j] >= thr[d], pos),
+            "calib_fpr_hardneg": rate(S3[:, j] >= thr[d], hn),
+            "calib_fpr_benign": rate(S3[:, j] >= thr[d], bn),
+            "calib_tpr_without_minilm": rate(S2[:, j] >= s2_thr[d], pos),
+            "calib_tpr_ngrams_only": rate(S1[:, j] >= s1_thr[d], pos),
+        }
+        for sname in sorted(set(srcs[pos])):
+            msk = pos & (srcs == sname)
+            log(f"    [{d}] calib tpr {sname}: {rate(S3[:, j] >= thr[d], msk):.3f} (n={int(msk.sum())})")
+        log(f"[{d}] threshold {thr[d]:.3f} (no MiniLM {s2_thr[d]:.3f}, n-grams only {s1_thr[d]:.3f}) gate {gate[d]:.3f} calib {json.dumps(stats[d])}")
+    anyflag = (S3 >= np.array([thr[d] for d in DOMAINS])).any(axis=1)
+    haspos = posm.any(axis=1)
+    stats["overall"] = {
+        "calib_tpr": rate(anyflag, haspos),
+        "calib_fpr_hardneg": rate(anyflag, hn_any),
+        "calib_fpr_benign": rate(anyflag, bn_any),
+        "stage3_rate_benign": rate(gated, bn_any),
+        "stage3_rate_hardneg": rate(gated, hn_any),
+        "rates": "per group: every phrase group or behaviour weighs the same, however many framings it has",
+    }
+    log(f"calibration split overall: {json.dumps(stats['overall'])}")
+
+    meta.update({"thresholds": thr, "s2_thresholds": s2_thr, "s1_thresholds": s1_thr})
+    return stats
