@@ -7,8 +7,9 @@ on disk (speed only; the cache never changes results).
 
 Split: 20 % of the training *groups* (phrase / behaviour ids, so all framings and
 augmentations of one phrase stay together) form a calibration split. The shipped
-heads are fitted on the other 80 %; the thresholds are set on the calibration split,
-scored through the run-time code path (``Classifier._score``).
+heads are fitted on the other 80 %; thresholds, stage-3 gates and the stage-3 mix are then
+set on the calibration split by ``calibrate.calibrate`` through the run-time scoring path.
+``recalibrate`` (``lockgate safety train --calibrate-only``) re-runs only that last step.
 """
 
 from __future__ import annotations
