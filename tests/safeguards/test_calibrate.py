@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 
 from lockgate.safeguards import Classifier
-from lockgate.safeguards.calibrate import MIX3_CANDIDATES, _threshold_at_fpr, calibrate, per_group
-from lockgate.safeguards.classifier import default_artefact_path
+from lockgate.safeguards.calibrate import (
+    MIX3_CANDIDATES,
+    _threshold_at_fpr,
+    calibrate,
+    per_group,
+)
+from lockgate.safeguards.classifier import read_artefact
 from lockgate.safeguards.examples import DOMAINS, Example
 
 HARMFUL = [
@@ -49,9 +52,7 @@ def test_threshold_at_fpr_counts_groups_not_rows():
 
 
 def test_calibrate_sets_every_depth_and_keeps_gates_below_thresholds():
-    with np.load(default_artefact_path(), allow_pickle=False) as z:
-        arrays = {k: z[k] for k in z.files if k != "meta"}
-        meta = json.loads(bytes(z["meta"]).decode("utf-8"))
+    arrays, meta = read_artefact()
     stats = calibrate(arrays, meta, _split())
     for key in ("thresholds", "s2_thresholds", "s1_thresholds", "gate_thresholds"):
         assert set(meta[key]) == set(DOMAINS)

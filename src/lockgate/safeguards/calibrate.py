@@ -145,7 +145,6 @@ def calibrate(arrays: dict, meta: dict, calib_ex: list[Example], *,
             log(f"    [{d}] calib tpr {sname}: {rate(S3[:, j] >= thr[d], msk):.3f} (n={int(msk.sum())})")
         log(f"[{d}] threshold {thr[d]:.3f} (no MiniLM {s2_thr[d]:.3f}, n-grams only {s1_thr[d]:.3f}) gate {gate[d]:.3f} calib {json.dumps(stats[d])}")
     anyflag = (S3 >= np.array([thr[d] for d in DOMAINS])).any(axis=1)
-    haspos = posm.any(axis=1)
     stats["overall"] = {
         "calib_tpr": rate(anyflag, haspos),
         "calib_fpr_hardneg": rate(anyflag, hn_any),

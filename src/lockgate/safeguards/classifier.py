@@ -41,7 +41,7 @@ from .features import hash_features_many, segments
 from .finetune import KEY as TUNED_KEY
 from .normalise import normalise_forms
 
-__all__ = ["Classifier", "Verdict", "ARTEFACT_NAME", "default_artefact_path"]
+__all__ = ["Classifier", "Verdict", "ARTEFACT_NAME", "default_artefact_path", "read_artefact"]
 
 log = logging.getLogger("lockgate.safeguards")
 
@@ -63,6 +63,12 @@ class Verdict(BaseModel):
     latency_ms: float = 0.0
     thresholds: dict[str, float] = Field(default_factory=dict)
     stage: int = 1  # deepest stage that ran: 1 = n-grams only, 2 = + static-embedding MLP, 3 = + MiniLM
+
+
+def read_artefact(path: str | Path | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """An artefact's arrays and its JSON metadata (default: the shipped one)."""
+    with np.load(Path(path) if path else default_artefact_path(), allow_pickle=False) as z:
+        return {k: z[k] for k in z.files if k != "meta"}, json.loads(bytes(z["meta"]).decode("utf-8"))
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -112,10 +118,7 @@ class Classifier:
     @classmethod
     def load(cls, path: str | Path | None = None, *, stage2: bool = True, preload: bool = False, stage3: bool = True) -> "Classifier":
         """Load the shipped artefact (or ``path``). MiniLM (stage 3) loads on first need unless ``preload``."""
-        p = Path(path) if path else default_artefact_path()
-        with np.load(p, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files if k != "meta"}
-            meta = json.loads(bytes(z["meta"]).decode("utf-8"))
+        arrays, meta = read_artefact(path)
         clf = cls(arrays, meta, stage2=stage2, stage3=stage3)
         if preload and clf.stage2_available:
             try:

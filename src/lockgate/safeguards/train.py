@@ -142,14 +142,12 @@ def recalibrate(
 ) -> dict:
     """Re-run only the calibration (thresholds, gates, stage-3 mix) of an existing artefact with the current
     constants; the trained weights are kept as they are. What ``train`` would produce for the same weights."""
-    from .classifier import default_artefact_path
+    from .classifier import default_artefact_path, read_artefact
 
     t_start = time.time()
     src = Path(artefact) if artefact else default_artefact_path()
     out_path = Path(out) if out else src
-    with np.load(src, allow_pickle=False) as z:
-        arrays = {k: z[k] for k in z.files if k != "meta"}
-        meta = json.loads(bytes(z["meta"]).decode("utf-8"))
+    arrays, meta = read_artefact(src)
     root = datasets_root(datasets)
     log(f"datasets: {root}; recalibrating {src}")
     examples, _ = _separated_training_set(root, cache or EmbeddingCache(progress=progress), log)
