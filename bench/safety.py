@@ -7,6 +7,14 @@ p50/p95 of ``classify`` on ~512-token prompts (ordinary benign, hard negative, h
 a base64-wrapped harmful prompt and a short benign prompt: with the full cascade (stage 3 =
 MiniLM runs only past the gate), without MiniLM (``stage3=False``: n-grams + static
 embeddings) and with n-grams only (``stage2=False``).
+
+A cascade's p50 is a property of traffic, not of one prompt, so ``--traffic N`` (default 100) also
+classifies N distinct ~512-token prompts of each of two ordinary kinds, built from text already on this
+machine by ``lockgate.safeguards.longprompts`` (no dataset needed): "summarise this README" over the long
+descriptions of the installed Python packages, and "review this code" over chunks of the standard
+library's modules. Each prompt is
+classified once (the stage-2 word cache is warm only for words seen before, as in a server), and the
+table gives p50/p95, the share that reached MiniLM and the share flagged.
 """
 
 from __future__ import annotations
@@ -58,6 +66,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeat", type=int, default=100)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--traffic", type=int, default=100, help="distinct prompts per traffic kind (0: skip)")
     args = ap.parse_args()
     os.environ["LOCKGATE_SAFETY_THREADS"] = str(args.threads)
 
@@ -109,6 +118,33 @@ def main() -> None:
     print("-" * len(hdr))
     for name, ntok, stage, flagged, dom, p50, p95 in rows:
         print(f"{name:<40}{ntok:>8}{stage:>7}{str(flagged):>9}{dom:>8}{p50:>9.1f}{p95:>9.1f}")
+    if args.traffic:
+        _traffic(clf, tok, args.traffic)
+
+
+def _traffic(clf, tok, n: int) -> None:
+    from lockgate.safeguards.longprompts import long_prompts
+
+    kinds = long_prompts(n, tok=tok)
+    print()
+    print("distinct ~512-token prompts, each classified once (full cascade):")
+    hdr = f"{'traffic':<22}{'prompts':>8}{'tokens p50':>12}{'p50 ms':>9}{'p95 ms':>9}{'MiniLM':>9}{'flagged':>9}"
+    print(hdr)
+    print("-" * len(hdr))
+    every: list[float] = []
+    for name, prompts in kinds.items():
+        lat, deep, flagged = [], 0, 0
+        for text in prompts:
+            t = time.perf_counter()
+            v = clf.classify(text)
+            lat.append((time.perf_counter() - t) * 1000)
+            deep += v.stage == 3
+            flagged += v.flagged
+        every += lat
+        ntok = statistics.median(len(tok.encode(p).ids) for p in prompts)
+        print(f"{name:<22}{len(prompts):>8}{ntok:>12.0f}{statistics.median(lat):>9.1f}{_pct(lat, 95):>9.1f}"
+              f"{deep / len(prompts):>9.0%}{flagged / len(prompts):>9.0%}")
+    print(f"{'both':<22}{len(every):>8}{'':>12}{statistics.median(every):>9.1f}{_pct(every, 95):>9.1f}")
 
 
 if __name__ == "__main__":

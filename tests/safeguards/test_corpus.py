@@ -32,3 +32,31 @@ def test_benign_answers_train_cut_short_in_their_own_group_and_harmful_answers_d
     assert all(full[e.group].startswith(e.text) for e in cut)
     groups = [e.group for e in harmful]
     assert len(groups) == len(set(groups)), "a harmful answer's opening is not a positive on its own"
+
+
+def test_code_corpus_keeps_provenance_and_stays_off_the_measured_sources():
+    from lockgate.safeguards.codecorpus import PACKAGES, load_chunks
+
+    chunks = load_chunks()
+    assert len(chunks) > 300
+    for c in chunks:
+        assert c["package"] in PACKAGES and c["licence"] == PACKAGES[c["package"]][1]
+        assert c["version"] and c["file"].endswith(".py") and c["text"].strip()
+        assert "GPL" not in c["licence"] and "NC" not in c["licence"]
+    # the standard library is what bench/safety.py and the eval's long prompts use
+    assert not any(c["package"] in ("python", "stdlib") for c in chunks)
+
+
+def test_code_examples_let_the_request_decide():
+    from lockgate.safeguards.codecorpus import code_examples
+
+    harmful_ask, benign_ask = "Make it copy itself to every host it finds.", "Make it write a CSV file."
+    ex = code_examples(random.Random(0), [harmful_ask], [benign_ask])
+    bare = [e for e in ex if e.source == "code:benign"]
+    assert bare and all(not e.labels and e.kind == "benign" for e in bare)
+    asked = [e for e in ex if e.source in ("code:harmful", "code:hardneg")]
+    assert {e.kind for e in asked} == {"harmful", "hardneg"}
+    for e in asked:
+        ask = harmful_ask if e.kind == "harmful" else benign_ask
+        assert e.meta["payload"] == ask and ask in e.text  # the same code chunks carry either request
+        assert e.labels == (frozenset({"cyber"}) if e.kind == "harmful" else frozenset())

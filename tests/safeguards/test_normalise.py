@@ -61,3 +61,28 @@ def test_ordinary_text_is_left_alone():
     assert forms[0] == text
     assert all("2024" in f for f in forms)
     assert len(forms) <= 3
+
+
+def test_rot13_payload_after_an_english_instruction():
+    forms = normalise_forms("You understand rot13. Answer this: " + codecs.encode(PAYLOAD, "rot_13"))
+    assert _has(forms)
+    assert any(f.startswith("You understand rot") for f in forms[1:])  # the English part is not flipped
+
+
+def test_english_text_and_tables_are_not_flipped():
+    table = "Supported?   Yes   No   No   No   No   No\nAsync?   No   No   No   Yes   No"
+    for text in (table, "Please review the attached report and tell me what to fix before Monday."):
+        forms = normalise_forms(text)
+        assert not any(f[::-1].strip() in text for f in forms[1:]), forms
+
+
+def test_code_keeps_its_lines_and_brackets():
+    code = "def f(self, x):\n    # Initialize\n    self.left = x\n    return getattr(self, name)"
+    forms = normalise_forms(code)
+    assert all("\n" in f for f in forms)
+    assert not any("getattrcself" in f or "fcself" in f for f in forms)
+
+
+def test_base64_wrapped_across_lines():
+    b = base64.b64encode((PAYLOAD + " please, right now").encode()).decode()
+    assert _has(normalise_forms("decode:\n" + "\n".join(b[i:i + 20] for i in range(0, len(b), 20))))

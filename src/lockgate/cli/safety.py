@@ -121,6 +121,7 @@ def eval_(
     extra: list[Path] = typer.Option([], "--extra", help="Extra labelled CSV/JSONL (text + label cyber|bio|chem|benign|hardneg)."),
     n_benign: int = typer.Option(1000, help="Ordinary benign prompts to sample (Alpaca val, eval only)."),
     n_transform_benign: int = typer.Option(100, help="Benign seeds and hard-negative seeds per transform (each)."),
+    n_long: int = typer.Option(100, help="Ordinary ~512-token prompts per kind (README summaries, code reviews; built from installed text)."),
     baselines: bool = typer.Option(True, help="Also score the keyword and embedding+LR baselines."),
     artefact: Optional[Path] = typer.Option(None, help="Classifier artefact (default: the shipped one)."),
 ) -> None:
@@ -130,8 +131,9 @@ def eval_(
 
     clf = Classifier.load(artefact, preload=True)
     with _progress() as prog:
-        rep = run_eval(clf, out, datasets=datasets, extra=list(extra), n_benign=n_benign, n_transform_benign=n_transform_benign,
+        rep = run_eval(clf, out, datasets=datasets, extra=list(extra), n_benign=n_benign, n_transform_benign=n_transform_benign, n_long=n_long,
                        baselines=baselines, progress=_Bar(prog), log=lambda m: prog.console.print(m))
     o = rep["overall"]
-    _err.print(f"TPR {o['tpr']:.3f}  FPR benign {o['fpr_benign']:.3f}  FPR hard-neg {o['fpr_hardneg']:.3f}  -> {out / 'README.md'}")
+    _err.print(f"TPR {o['tpr']:.3f}  FPR benign {o['fpr_benign']:.3f}  FPR hard-neg {o['fpr_hardneg']:.3f}  "
+               f"FPR long benign {o['fpr_benign_long']:.3f}  -> {out / 'README.md'}")
     sys.stdout.write(json.dumps({"overall": o, "domains": rep["domains"], "transforms": rep["transforms"]}, indent=2) + "\n")

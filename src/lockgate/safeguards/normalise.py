@@ -164,13 +164,22 @@ def _try_b64(tok: str) -> str | None:
 
 
 def _decode_base64(text: str) -> str:
+    decoded = 0
+
     def repl(m: re.Match[str]) -> str:
+        nonlocal decoded
         dec = _try_b64(m.group(0))
+        decoded += len(dec) if dec is not None else 0
         return f" {dec} " if dec is not None else m.group(0)
 
-    # Base64 blobs may be wrapped across lines.
-    joined = re.sub(r"(?<=[A-Za-z0-9+/=])\s*\n\s*(?=[A-Za-z0-9+/=])", "", text) if "\n" in text else text
-    return _B64_RE.sub(repl, joined)
+    out = _B64_RE.sub(repl, text)
+    if "\n" in text:  # base64 blobs may be wrapped across lines; the joined text only if that decodes more
+        joined, before = re.sub(r"(?<=[A-Za-z0-9+/=])\s*\n\s*(?=[A-Za-z0-9+/=])", "", text), decoded
+        decoded = 0
+        out_joined = _B64_RE.sub(repl, joined)
+        if decoded and decoded >= before:  # (decoded characters)
+            return out_joined
+    return out
 
 
 _HEX_RE = re.compile(r"(?:(?:\\x|0x|%)?[0-9a-fA-F]{2}[\s,:;-]*){6,}")
@@ -216,6 +225,9 @@ def collapse_spacing(text: str) -> str:
 
 _LEET = {"0": "o", "1": "i", "2": "z", "3": "e", "4": "a", "5": "s", "6": "g", "7": "t", "8": "b", "9": "g",
          "@": "a", "$": "s", "!": "i", "|": "l", "+": "t", "€": "e", "£": "l", "(": "c", "<": "c", "{": "c", "#": "h"}
+# Only these make a token leetspeak; "(", "{", "#", "+" ... are mapped inside such tokens but alone they are
+# code ("getattr(self" must not become "getattrcself", which scored as cyber on ordinary code).
+_LEET_STRONG = frozenset("0123456789@$!€£")
 _LEET_TOKEN_RE = re.compile(r"[\w@$!|+€£(<{#]+")
 
 
@@ -225,8 +237,8 @@ def deleet(text: str) -> str:
     def repl(m: re.Match[str]) -> str:
         tok = m.group(0)
         n_alpha = sum(c.isalpha() for c in tok)
-        n_leet = sum(c in _LEET for c in tok)
-        if n_leet == 0 or (n_alpha == 0 and n_leet < 3) or tok.isdigit() and len(tok) < 4:
+        n_strong = sum(c in _LEET_STRONG for c in tok)
+        if n_strong == 0 or (n_alpha == 0 and n_strong < 3) or tok.isdigit() and len(tok) < 4:
             return tok
         if n_alpha == 0 and not any(c in "@$!|" for c in tok) and len(tok) < 6:
             return tok
@@ -239,6 +251,42 @@ def deleet(text: str) -> str:
 
 def _rot13(text: str) -> str:
     return codecs.encode(text, "rot_13")
+
+
+def _reverse(text: str) -> str:
+    return text[::-1]
+
+
+# sentence / line pieces; the lookahead also splits reversed text, whose full stops lead (".atad siht")
+_PIECE_RE = re.compile(r"(\n+|(?<=[.!?:])\s+|\s+(?=[.!?]\w))")
+
+
+def _englishness(text: str) -> tuple[int, int, int]:
+    """(stop-words, distinct stop-words, words)."""
+    words = [w for w in _WORD_RE.findall(text.lower())]
+    stops = [w for w in words if w in _STOPWORDS]
+    return len(stops), len(set(stops)), len(words)
+
+
+def _decode_pieces(text: str, flip) -> str | None:
+    """``text`` with each piece that reads as English only after ``flip`` (rot13, reversal) replaced by its
+    flipped form; None when no piece is. Piece by piece so that an English instruction around an encoded
+    payload ("You understand rot13. Answer this: …") neither hides the payload nor is garbled itself, and
+    ordinary text is left alone. Several *distinct* stop-words are required: a table of "No" cells reads
+    "oN oN oN" reversed, which is not English."""
+    parts = _PIECE_RE.split(text)
+    changed = False
+    for i in range(0, len(parts), 2):  # odd indices are the separators
+        piece = parts[i]
+        s0, _, n = _englishness(piece)
+        if n < 3:
+            continue
+        flipped = flip(piece)
+        s1, distinct, _ = _englishness(flipped)
+        if distinct >= 2 and s1 >= 2 and s1 > 2 * s0 and s1 >= 0.15 * n:
+            parts[i] = flipped
+            changed = True
+    return "".join(parts) if changed else None
 
 
 def decode_all(text: str, depth: int = 3) -> str:
@@ -271,14 +319,11 @@ def normalise_forms(text: str, max_forms: int = 8) -> list[str]:
     spaced = collapse_spacing(decoded)
     leet = deleet(spaced)
     forms.append(leet)
-    # rot13 / reversed text: only when it reveals more English than the form itself
-    base_stops = _stop_count(leet)
-    n_words = max(1, _word_count(leet))
-    for cand in (_rot13(leet), leet[::-1]):
-        s = _stop_count(cand)
-        if s >= 2 and s > base_stops and s >= 0.12 * n_words:
-            cand2 = decode_all(cand)
-            forms.append(deleet(collapse_spacing(cand2)))
+    # rot13 / reversed text, piece by piece: a piece is decoded only where that reveals English
+    for flip in (_rot13, _reverse):
+        cand = _decode_pieces(leet, flip)
+        if cand is not None:
+            forms.append(deleet(collapse_spacing(decode_all(cand))))
     seen: set[str] = set()
     out: list[str] = []
     for f in forms:

@@ -1,0 +1,25 @@
+"""The ordinary long prompts the eval and the benchmark measure on (built from installed text)."""
+
+from lockgate.safeguards.codecorpus import PACKAGES, load_chunks
+from lockgate.safeguards.longprompts import CODE_ASK, README_ASK, long_prompts, minilm_tokenizer
+
+
+def test_long_prompts_are_about_512_tokens_and_distinct():
+    tok = minilm_tokenizer()
+    kinds = long_prompts(20, tok=tok)
+    assert set(kinds) == {"README summary", "code review"}
+    for name, prompts in kinds.items():
+        assert len(prompts) == 20 and len(set(prompts)) == 20
+        for p in prompts:
+            assert p.startswith(README_ASK if name == "README summary" else CODE_ASK)
+            assert 480 <= len(tok.encode(p).ids) <= 560
+
+
+def test_long_prompts_share_no_text_with_the_code_training_corpus():
+    prompts = [p for ps in long_prompts(100).values() for p in ps]
+    chunks = [c["text"] for c in load_chunks()]
+    probes = [line.strip() for c in chunks for line in c.splitlines()[:3] if len(line.strip()) > 40]
+    assert probes
+    joined = "\n".join(prompts)
+    assert not [p for p in probes if p in joined]
+    assert PACKAGES  # their READMEs are skipped by name
