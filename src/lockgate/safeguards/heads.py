@@ -30,7 +30,8 @@ def fit_mlp(X: np.ndarray, Y: np.ndarray, hidden: int, epochs: int, seed: int):
     """One hidden ReLU layer, multi-label BCE with per-domain positive weighting; deterministic (1 thread)."""
     import torch
 
-    torch.set_num_threads(1)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # restored below: stage 3's tuning must not inherit this
     torch.manual_seed(seed)
     Xt = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32))
     Yt = torch.from_numpy(np.ascontiguousarray(Y, dtype=np.float32))
@@ -49,5 +50,6 @@ def fit_mlp(X: np.ndarray, Y: np.ndarray, hidden: int, epochs: int, seed: int):
             lossf(net(Xt[b]), Yt[b]).backward()
             opt.step()
     net.eval()
+    torch.set_num_threads(threads)
     l1, l2 = net[0], net[3]
     return (l1.weight.detach().numpy().T.copy(), l1.bias.detach().numpy().copy(), l2.weight.detach().numpy().T.copy(), l2.bias.detach().numpy().copy())
