@@ -88,10 +88,11 @@ def fit(texts: list[str], Y: np.ndarray, *, epochs: int = 2, seed: int = 1234, b
     the artefact stores. Deterministic for a given thread count (fixed seeds, fixed batch order)."""
     from transformers.masking_utils import create_bidirectional_mask
 
-    from .embed import get_minilm
+    from .embed import get_minilm, safety_threads
 
     minilm = get_minilm()
     torch = minilm._torch
+    torch.set_num_threads(safety_threads())  # float sums depend on it: set here, whatever ran before
     torch.manual_seed(seed)
     base = minilm.model
     for p in base.parameters():
