@@ -28,9 +28,11 @@ import random
 import re
 from pathlib import Path
 
+from .codecorpus import code_examples
 from .examples import DOMAINS, Example
 from .handwritten import (
     benign_wrapped,
+    load_extra,
     load_heldout_handwritten,
     load_seed_phrases,
     seed_examples,
@@ -226,11 +228,13 @@ def build_training_set(root: Path, seed: int = 1234) -> list[Example]:
     base = seed_examples(rng) + _external_training(root)
     templates = pyrit_templates(root, "train")
     base += benign_wrapped(rng, templates)
+    cyber = load_extra()["cyber"]
+    base += code_examples(rng, cyber["code_requests_harmful"], cyber["code_requests_benign"])
     aug: list[Example] = []
     for ex in base:
         if ex.kind == "other_harmful" and rng.random() < 0.5:
             continue
-        if ex.source == "extra:roleplay-benign":
+        if ex.source in ("extra:roleplay-benign", "code:benign"):
             continue
         n_aug = 2 if ex.labels else 1
         for _ in range(n_aug):

@@ -25,7 +25,7 @@ from .embed import MiniLM
 
 __all__ = ["TOP_LAYERS", "Stage3", "fit", "KEY"]
 
-TOP_LAYERS = 4
+TOP_LAYERS = 6
 KEY = "ft."  # artefact keys: "ft.<parameter name in the tuned layers>", "ft.head_w", "ft.head_b"
 TRAIN_TOKENS = 128  # training truncation; stage-3 segments are 64-word windows (~90 tokens)
 

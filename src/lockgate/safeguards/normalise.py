@@ -303,10 +303,21 @@ def decode_all(text: str, depth: int = 3) -> str:
     return cur
 
 
+def _mostly_leet(before: str, after: str) -> bool:
+    """At least 3 word tokens, and 30 % of them, changed by ``deleet``."""
+    a, b = before.split(), after.split()
+    if len(a) != len(b):
+        return False
+    changed = sum(x != y for x, y in zip(a, b))
+    return changed >= 3 and changed >= 0.3 * len(a)
+
+
 def normalise_forms(text: str, max_forms: int = 8) -> list[str]:
     """Return ``[raw, decoded forms...]`` (deduplicated, raw first).
 
-    The classifier scores every form and keeps the maximum per domain.
+    The classifier scores every form and keeps the maximum per domain. Text that is mostly leetspeak is
+    the exception: its raw form is noise (digit-letter mixes read like chemical formulas and scored as
+    chem on harmless questions), so the de-leeted form replaces the raw and decoded ones.
     """
     forms: list[str] = [text]
     if not text:
@@ -318,6 +329,8 @@ def normalise_forms(text: str, max_forms: int = 8) -> list[str]:
     forms.append(decoded)
     spaced = collapse_spacing(decoded)
     leet = deleet(spaced)
+    if _mostly_leet(spaced, leet):
+        forms = forms[1:2] if hidden else []
     forms.append(leet)
     # rot13 / reversed text, piece by piece: a piece is decoded only where that reveals English
     for flip in (_rot13, _reverse):
