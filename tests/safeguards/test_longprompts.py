@@ -1,11 +1,16 @@
 """The ordinary long prompts the eval and the benchmark measure on (built from installed text)."""
 
 from lockgate.safeguards.codecorpus import PACKAGES, load_chunks
-from lockgate.safeguards.longprompts import CODE_ASK, README_ASK, long_prompts, minilm_tokenizer
+from lockgate.safeguards.longprompts import (
+    CODE_ASK,
+    README_ASK,
+    long_prompts,
+)
+from lockgate.safeguards.static import load_tokenizer
 
 
 def test_long_prompts_are_about_512_tokens_and_distinct():
-    tok = minilm_tokenizer()
+    tok = load_tokenizer()
     kinds = long_prompts(20, tok=tok)
     assert set(kinds) == {"README summary", "code review"}
     for name, prompts in kinds.items():

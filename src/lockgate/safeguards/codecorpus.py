@@ -1,7 +1,7 @@
 """Ordinary source code as benign training data (``data/benign_code.json``).
 
 Long code and technical text reach the classifier in every code-review or "explain this" prompt, and
-the session-5 artefact flagged 15 % of ~512-token code-review prompts as cyber: it had seen code mostly
+the session-5 artefact flagged 13–15 % of ~512-token code-review prompts as cyber: it had seen code mostly
 next to attack requests. This corpus is chunks of permissively licensed libraries (package, version,
 licence and file are recorded per chunk), taken once from the installed packages by ``write_corpus`` and
 committed, so that training does not depend on what happens to be installed. The Python standard library
@@ -20,8 +20,9 @@ from pathlib import Path
 
 from .examples import Example
 from .features import sentences
+from .handwritten import _data_json
 
-__all__ = ["PACKAGES", "load_chunks", "code_examples", "write_corpus"]
+__all__ = ["PACKAGES", "code_examples", "load_chunks", "write_corpus"]
 
 # distribution -> (import directory, licence); permissive licences only
 PACKAGES: dict[str, tuple[str, str]] = {
@@ -96,8 +97,7 @@ def write_corpus(out: Path | None = None) -> Path:
 
 
 def load_chunks() -> list[dict]:
-    path = resources.files("lockgate.safeguards").joinpath("data", "benign_code.json")
-    return json.loads(path.read_text(encoding="utf-8"))["chunks"] if path.is_file() else []
+    return _data_json("benign_code.json")["chunks"]
 
 
 def code_examples(rng: random.Random, harmful_asks: list[str], benign_asks: list[str]) -> list[Example]:

