@@ -65,3 +65,16 @@ def test_calibrate_sets_every_depth_and_keeps_gates_below_thresholds():
     assert all(recal.classify(t).flagged for _, t in HARMFUL)
     assert not any(recal.classify(t).flagged for t in HARDNEG + BENIGN)
     assert stats["overall"]["calib_tpr"] == 1.0 and stats["overall"]["calib_fpr_benign"] == 0.0
+
+
+def test_a_smaller_gate_budget_never_lowers_a_gate():
+    arrays, meta = read_artefact()
+    wide, narrow = dict(meta), dict(meta)
+    # the harmful prompts also labelled ordinary benign (a contrived split), so that benign prompts score as
+    # high as the positives and the benign budget, not the recall target, sets the gates
+    split = _split() + [Example(t, frozenset(), "test", "benign", group=f"x{i}") for i, (_, t) in enumerate(HARMFUL)]
+    calibrate(arrays, wide, split, gate_benign=0.5)
+    calibrate(arrays, narrow, split, gate_benign=0.01)
+    for d in DOMAINS:  # fewer benign prompts may reach MiniLM -> each gate stays or rises
+        assert narrow["gate_thresholds"][d] >= wide["gate_thresholds"][d] - 1e-9
+    assert any(narrow["gate_thresholds"][d] > wide["gate_thresholds"][d] for d in DOMAINS)

@@ -47,6 +47,10 @@ def train(
         None, "--calibrate-only", metavar="ARTEFACT",
         help="Keep ARTEFACT's trained weights and only re-set its thresholds, stage-3 gates and mix on the calibration "
              "split (minutes instead of about an hour); writes --out, default ARTEFACT itself."),
+    gate_benign: Optional[float] = typer.Option(
+        None, min=0.001, max=1.0,
+        help="Share of ordinary benign calibration prompts per domain that may reach MiniLM (stage 3; default "
+             "calibrate.GATE_BENIGN, 0.10): lower is faster on long prompts and catches less (docs/safety.md)."),
 ) -> None:
     """Rebuild the classifier artefact from data (fixed seeds; same data -> same weights)."""
     from lockgate.safeguards.cache import EmbeddingCache
@@ -59,6 +63,8 @@ def train(
     with _progress() as prog:
         bar = _Bar(prog)
         kw = dict(progress=bar, log=lambda m: prog.console.print(m), cache=EmbeddingCache(cache, progress=bar) if cache else None)
+        if gate_benign is not None:
+            kw["gate_benign"] = gate_benign
         meta = recalibrate(calibrate_only, datasets, out, **kw) if calibrate_only else do_train(datasets, out, **kw)
     _err.print_json(json.dumps({"thresholds": meta["thresholds"], "screen_thresholds": meta["screen_thresholds"]}))
 

@@ -41,10 +41,11 @@ def per_group(groups: np.ndarray) -> np.ndarray:
     return 1.0 / counts[inverse]
 
 
-def calibrate(arrays: dict, meta: dict, calib_ex: list[Example], *,
+def calibrate(arrays: dict, meta: dict, calib_ex: list[Example], *, gate_benign: float = GATE_BENIGN,
               progress: Callable[[str, int, int], None] | None = None,
               log: Callable[[str], None] = lambda m: None) -> dict:
-    """Set ``meta``'s thresholds (per depth), gates and stage-3 mix in place; returns the calibration stats."""
+    """Set ``meta``'s thresholds (per depth), gates and stage-3 mix in place; returns the calibration stats.
+    ``gate_benign``: the share of ordinary benign calibration prompts per domain that may reach MiniLM."""
     from .classifier import Classifier
 
     # role-play templates often embed harmful example requests of their own, so a "benign payload inside a
@@ -76,10 +77,10 @@ def calibrate(arrays: dict, meta: dict, calib_ex: list[Example], *,
     s1_thr = {d: _thr(S1, j) for j, d in enumerate(DOMAINS)}
     s2_thr = {d: _thr(S2, j) for j, d in enumerate(DOMAINS)}
     # The gate trades recall for latency: MiniLM costs ~30 ms a segment on one core, so it may run on at most
-    # GATE_BENIGN of the ordinary benign prompts per domain, even where that gives up some positives.
+    # gate_benign of the ordinary benign prompts per domain, even where that gives up some positives.
     bn_all = (kinds == "benign") & ~posm.any(axis=1)
     gate = {d: float(min(max(np.quantile(S2[posm[:, j], j], 1 - GATE_RECALL),
-                             _threshold_at_fpr(S2[bn_all, j], GATE_BENIGN, per_group(groups[bn_all]))), s2_thr[d]))
+                             _threshold_at_fpr(S2[bn_all, j], gate_benign, per_group(groups[bn_all]))), s2_thr[d]))
             for j, d in enumerate(DOMAINS)}
     for j, d in enumerate(DOMAINS):
         log(f"[{d}] stage-3 gate {gate[d]:.3f}: keeps {rate(S2[:, j] >= gate[d], posm[:, j]):.3f} of calibration "

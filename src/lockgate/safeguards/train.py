@@ -126,8 +126,8 @@ def _save(out_path: Path, arrays: dict, meta: dict) -> None:
     np.savez_compressed(out_path, meta=np.frombuffer(json.dumps(meta, sort_keys=True).encode("utf-8"), dtype=np.uint8), **arrays)
 
 
-def _calibration_meta(stats: dict) -> dict:
-    return {"mix3_candidates": [list(m) for m in MIX3_CANDIDATES], "gate_recall": GATE_RECALL, "gate_benign": GATE_BENIGN,
+def _calibration_meta(stats: dict, gate_benign: float) -> dict:
+    return {"mix3_candidates": [list(m) for m in MIX3_CANDIDATES], "gate_recall": GATE_RECALL, "gate_benign": gate_benign,
             "fpr_budgets": {"hardneg": HARDNEG_FPR, "benign": BENIGN_FPR}, "calibration": stats}
 
 
@@ -136,12 +136,14 @@ def recalibrate(
     datasets: str | Path | None = None,
     out: str | Path | None = None,
     *,
+    gate_benign: float = GATE_BENIGN,
     progress: Callable[[str, int, int], None] | None = None,
     log: Callable[[str], None] = lambda m: None,
     cache: EmbeddingCache | None = None,
 ) -> dict:
     """Re-run only the calibration (thresholds, gates, stage-3 mix) of an existing artefact with the current
-    constants; the trained weights are kept as they are. What ``train`` would produce for the same weights."""
+    constants; the trained weights are kept as they are. What ``train`` would produce for the same weights.
+    ``gate_benign`` trades recall for latency (see ``calibrate.GATE_BENIGN``)."""
     from .classifier import default_artefact_path, read_artefact
 
     t_start = time.time()
@@ -153,8 +155,8 @@ def recalibrate(
     examples, _ = _separated_training_set(root, cache or EmbeddingCache(progress=progress), log)
     calib_ex = [ex for ex in examples if is_calibration_group(ex.group)]
     log(f"calibration split {len(calib_ex)} rows (grouped)")
-    stats = calibrate(arrays, meta, calib_ex, progress=progress, log=log)
-    meta.setdefault("train", {}).update(_calibration_meta(stats))
+    stats = calibrate(arrays, meta, calib_ex, gate_benign=gate_benign, progress=progress, log=log)
+    meta.setdefault("train", {}).update(_calibration_meta(stats, gate_benign))
     _save(out_path, arrays, meta)
     log(f"wrote {out_path} ({out_path.stat().st_size / 1024:.0f} KiB) in {time.time() - t_start:.0f}s")
     return meta
@@ -166,6 +168,7 @@ def train(
     *,
     bits: int = DEFAULT_BITS,
     c1: float = 8.0,
+    gate_benign: float = GATE_BENIGN,
     progress: Callable[[str, int, int], None] | None = None,
     log: Callable[[str], None] = lambda m: None,
     cache: EmbeddingCache | None = None,
@@ -236,7 +239,7 @@ def train(
         "gate_thresholds": {d: 2.0 for d in DOMAINS},
     }
 
-    stats = calibrate(arrays, meta, calib_ex, progress=progress, log=log)
+    stats = calibrate(arrays, meta, calib_ex, gate_benign=gate_benign, progress=progress, log=log)
 
     import sklearn
     import torch
@@ -261,7 +264,7 @@ def train(
             "units": len(units),
             "dedup_cosine": DEDUP_COS,
             "dedup_dropped": len(dropped),
-            **_calibration_meta(stats),
+            **_calibration_meta(stats, gate_benign),
             "sklearn": sklearn.__version__,
             "torch": torch.__version__,
             "numpy": np.__version__,
