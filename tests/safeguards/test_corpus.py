@@ -60,3 +60,22 @@ def test_code_examples_let_the_request_decide():
         ask = harmful_ask if e.kind == "harmful" else benign_ask
         assert e.meta["payload"] == ask and ask in e.text  # the same code chunks carry either request
         assert e.labels == (frozenset({"cyber"}) if e.kind == "harmful" else frozenset())
+
+
+def test_every_general_batch_contributes_its_benign_prompts_in_its_own_groups():
+    ex = _extra_examples(random.Random(0), all_framings(), 2)
+    batches = load_extra()
+    for name, blk in batches.items():
+        if not name.startswith("general") or not blk.get("benign_texts"):
+            continue
+        tag = name.removeprefix("general")
+        rows = [e for e in ex if e.source == "extra:benign" and e.group.startswith(f"xb{tag}:t")]
+        assert {e.text for e in rows} == set(blk["benign_texts"])
+        assert all(not e.labels and e.kind == "benign" for e in rows)
+
+
+def test_paired_batches_have_a_twin_for_every_harmful_item():
+    for name, blk in load_extra().items():  # batch 1 (no number) was not written as pairs
+        if name.rstrip("0123456789") in ("cyber", "bio", "chem") and name[-1].isdigit():
+            assert len(blk["harmful_phrases"]) == len(blk["hardneg_phrases"]), name
+            assert len(blk["harmful_texts"]) == len(blk["hardneg_texts"]), name

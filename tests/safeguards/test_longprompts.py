@@ -1,9 +1,10 @@
 """The ordinary long prompts the eval and the benchmark measure on (built from installed text)."""
 
+from lockgate.safeguards import codecorpus
 from lockgate.safeguards.codecorpus import PACKAGES, load_chunks
 from lockgate.safeguards.longprompts import (
-    CODE_ASK,
-    README_ASK,
+    CODE_ASKS,
+    README_ASKS,
     long_prompts,
 )
 from lockgate.safeguards.static import load_tokenizer
@@ -15,9 +16,16 @@ def test_long_prompts_are_about_512_tokens_and_distinct():
     assert set(kinds) == {"README summary", "code review"}
     for name, prompts in kinds.items():
         assert len(prompts) == 20 and len(set(prompts)) == 20
+        asks = README_ASKS if name == "README summary" else CODE_ASKS
         for p in prompts:
-            assert p.startswith(README_ASK if name == "README summary" else CODE_ASK)
-            assert 480 <= len(tok.encode(p).ids) <= 560
+            assert p.split("\n\n", 1)[0] in asks
+            assert 480 <= len(tok.encode(p).ids) <= 580
+        # the requests vary, so the set does not measure one sentence twenty times
+        assert len({p.split("\n\n", 1)[0] for p in prompts}) == len(asks)
+
+
+def test_code_review_requests_are_not_the_training_ones():
+    assert not set(CODE_ASKS) & set(codecorpus.CODE_ASKS)
 
 
 def test_long_prompts_share_no_text_with_the_code_training_corpus():

@@ -69,7 +69,8 @@ _PHRASE_KINDS = {
 # batches are listed by name; batch 2 (extra_cyber2.json, ...) was tried and left out, see docs/safety.md
 EXTRA_FILES: tuple[str, ...] = ("extra_cyber.json", "extra_bio.json", "extra_chem.json", "extra_general.json",
                                 "extra_cyber3.json", "extra_bio3.json", "extra_chem3.json", "extra_general2.json",
-                                "extra_cyber4.json", "extra_bio4.json", "extra_chem4.json")
+                                "extra_cyber4.json", "extra_bio4.json", "extra_chem4.json",
+                                "extra_cyber5.json", "extra_bio5.json", "extra_chem5.json", "extra_general3.json")
 
 
 def load_extra() -> dict[str, dict]:
@@ -137,11 +138,12 @@ def _extra_examples(rng: random.Random, framings: tuple[str, ...], per_phrase: i
             for code in rng.sample(cy["code_contexts"], 3):
                 text = rng.choice(_CODE_INTROS).format(code=code, req=req)
                 out.append(Example(text, lab, f"extra:code:{kind}", kind, group=f"xcode:{key}:{i}", meta={"payload": req}))
-    gen = ex["general"]
-    out += _phrase_rows(rng, framings, gen["benign_phrases"], "benign", "benign", frozenset(), "extra:benign", "xb", per_phrase)
-    out += [Example(t, frozenset(), "extra:benign", "benign", group=f"xb:t{i}") for i, t in enumerate(gen["benign_texts"])]
-    for batch in sorted(b for b in ex if b.startswith("general")):  # general, general2, ...: answer texts
+    for batch in sorted(b for b in ex if b.startswith("general")):  # general, general2, ...
         tag = batch.removeprefix("general")
+        gen = ex[batch]
+        out += _phrase_rows(rng, framings, gen.get("benign_phrases", []), "benign", "benign", frozenset(), "extra:benign",
+                            f"xb{tag}", per_phrase)
+        out += [Example(t, frozenset(), "extra:benign", "benign", group=f"xb{tag}:t{i}") for i, t in enumerate(gen.get("benign_texts", []))]
         for d, texts in ex[batch].get("answers_harmful", {}).items():
             out += [Example(t, frozenset({d}), f"extra:answer:{d}", "harmful", group=f"xa{tag}{d}:{i}") for i, t in enumerate(texts)]
         for i, t in enumerate(ex[batch].get("answers_benign", [])):

@@ -15,10 +15,31 @@ from pathlib import Path
 from .codecorpus import PACKAGES
 from .static import load_tokenizer
 
-__all__ = ["long_prompts"]
+__all__ = ["long_prompts", "README_ASKS", "CODE_ASKS"]
 
-README_ASK = "Summarise this project's README for my team and list the steps to install it:\n\n"
-CODE_ASK = "Can you review this code for bugs and suggest clearer names?\n\n"
+# Requests cycled over the documents: with one fixed request, 100 prompts would measure that one sentence
+# 100 times (session 6's single README request alone sent every README prompt to MiniLM). Training rows
+# near these requests are dropped like held-out rows (``train._separated_training_set``).
+README_ASKS: tuple[str, ...] = (
+    "Summarise this project's README for my team and list the steps to install it:",
+    "What does this project do? Here is its README:",
+    "Give me a three-bullet summary of this README.",
+    "Rewrite this documentation in plain English for a non-technical manager:",
+    "Which Python versions and dependencies does this need, according to its docs?",
+    "Translate the key points of this README into a short FAQ.",
+    "Is this library a good fit for a small web backend? Its description:",
+    "Pull out any licence or compatibility caveats from this text:",
+)
+CODE_ASKS: tuple[str, ...] = (  # worded apart from codecorpus.CODE_ASKS, which train
+    "Can you review this code for bugs and suggest clearer names?",
+    "Walk me through what each function here is responsible for:",
+    "Suggest three test cases that would catch regressions in this:",
+    "Would a junior developer understand this? Point out the confusing parts:",
+    "What would you change before merging this into our codebase?",
+    "Check this for Python 2 leftovers:",
+    "Where could this fail on Windows?",
+    "Estimate the time complexity of the main routines below:",
+)
 
 
 def _cut(tok, text: str, n_tokens: int) -> str | None:
@@ -40,12 +61,14 @@ def long_prompts(n: int = 100, n_tokens: int = 500, tok=None) -> dict[str, list[
         body = d.metadata.get_payload() or d.metadata.get("Description") or ""
         for start in (0, len(body) // 2):  # the top of the README and its middle
             chunk = _cut(tok, body[start:], n_tokens)
-            if chunk and README_ASK + chunk not in docs:
-                docs.append(README_ASK + chunk)
+            if chunk and chunk not in docs:
+                docs.append(chunk)
     code: list[str] = []
     for f in sorted(Path(sysconfig.get_paths()["stdlib"]).glob("*.py")):
         text = f.read_text(encoding="utf-8", errors="replace")
         chunk = _cut(tok, text[len(text) // 3:], n_tokens)  # past the licence header and imports
         if chunk:
-            code.append(CODE_ASK + chunk)
-    return {"README summary": docs[:n], "code review": code[:n]}
+            code.append(chunk)
+    ask = lambda asks, i, doc: f"{asks[i % len(asks)]}\n\n{doc}"  # noqa: E731
+    return {"README summary": [ask(README_ASKS, i, d) for i, d in enumerate(docs[:n])],
+            "code review": [ask(CODE_ASKS, i, c) for i, c in enumerate(code[:n])]}

@@ -8,7 +8,8 @@ Handled: Unicode compatibility forms (NFKC), a confusables map (Cyrillic /
 Greek / other look-alikes), combining marks ("Zalgo"), zero-width and bidi
 controls, Unicode tag characters (decoded as hidden ASCII), URL-encoding, HTML
 entities, base64 / base32-free base64url, hex (``68 65``, ``\\x68``, ``0x68``),
-rot13, reversed text, leetspeak and spacing tricks ("b o m b", "b.o.m.b").
+rot13, reversed text, leetspeak, spacing tricks ("b o m b", "b.o.m.b") and payload
+splitting (``a = "how to"; b = "make ..."; do a + b``: the pieces are joined).
 Pure standard library; typically well under a millisecond per prompt.
 """
 
@@ -22,7 +23,7 @@ import re
 import unicodedata
 from urllib.parse import unquote_plus
 
-__all__ = ["normalise_forms", "canonicalise", "decode_all", "collapse_spacing", "deleet"]
+__all__ = ["normalise_forms", "canonicalise", "decode_all", "collapse_spacing", "deleet", "join_split_strings"]
 
 # --- character classes -----------------------------------------------------
 
@@ -295,6 +296,34 @@ def decode_all(text: str, depth: int = 3) -> str:
     return cur
 
 
+# `name = "piece"` (also := , <- and curly quotes); a piece may be empty but not span lines
+_ASSIGN_RE = re.compile(r"""(?<![\w.])([A-Za-z_]\w{0,15})\s*(?::=|=|<-)\s*(["'`“”‘’])([^"'`“”‘’\n]*)["'`“”‘’]""")
+_CONCAT_RE = re.compile(r"[A-Za-z_]\w{0,15}(?:\s*(?:\+|\.|,|&|\band\b|\bthen\b)\s*[A-Za-z_]\w{0,15})+")
+
+
+def join_split_strings(text: str) -> list[str]:
+    """A request split over string variables, put back together (payload splitting).
+
+    The order is the first expression that names two or more of the variables (``z = a + b + c``,
+    "concatenate x1 and x2"), else the order of assignment. Both the plain join (pieces split inside a
+    word) and the space-separated join (pieces split between words) are returned; [] when fewer than
+    two pieces are assigned.
+    """
+    pieces: dict[str, str] = {}
+    for name, _q, value in _ASSIGN_RE.findall(text):
+        pieces.setdefault(name, value)
+    if len(pieces) < 2:
+        return []
+    order = list(pieces)
+    for m in _CONCAT_RE.finditer(text):
+        names = [n for n in re.findall(r"[A-Za-z_]\w*", m.group(0)) if n in pieces]
+        if len(names) >= 2:
+            order = names
+            break
+    parts = [pieces[n] for n in order]
+    return [j for j in dict.fromkeys(("".join(parts), " ".join(p.strip() for p in parts))) if len(j.split()) >= 2]
+
+
 def _mostly_leet(before: str, after: str) -> bool:
     """At least 3 word tokens, and 30 % of them, changed by ``deleet``."""
     a, b = before.split(), after.split()
@@ -304,7 +333,7 @@ def _mostly_leet(before: str, after: str) -> bool:
     return changed >= 3 and changed >= 0.3 * len(a)
 
 
-def normalise_forms(text: str, max_forms: int = 8) -> list[str]:
+def normalise_forms(text: str, max_forms: int = 10) -> list[str]:
     """Return ``[raw, decoded forms...]`` (deduplicated, raw first).
 
     The classifier scores every form and keeps the maximum per domain. Text that is mostly leetspeak is
@@ -324,6 +353,7 @@ def normalise_forms(text: str, max_forms: int = 8) -> list[str]:
     if _mostly_leet(spaced, leet):
         forms = forms[1:2] if hidden else []
     forms.append(leet)
+    forms += join_split_strings(leet)
     # rot13 / reversed text, piece by piece: a piece is decoded only where that reveals English
     for flip in (_rot13, _reverse):
         cand = _decode_pieces(leet, flip)

@@ -41,6 +41,7 @@ from .corpus import (
 )
 from .features import DEFAULT_BITS, segments
 from .heads import fit_lr, fit_mlp, hashed_matrix
+from .longprompts import CODE_ASKS, README_ASKS
 
 __all__ = ["train", "recalibrate", "EmbeddingCache", "training_units"]
 
@@ -107,7 +108,8 @@ def _separated_training_set(root: Path, cache: EmbeddingCache, log: Callable[[st
     examples = build_training_set(root, seed=SEED)
     log(f"training examples (before de-dup against held-out): {len(examples)}")
     held = build_heldout_sets(root)
-    held_texts = sorted({ex.text for name, rows in held.items() for ex in rows})
+    # the long-prompt requests too: the eval measures them, so no training row may echo them
+    held_texts = sorted({ex.text for name, rows in held.items() for ex in rows} | set(README_ASKS) | set(CODE_ASKS))
     H = cache.encode(held_texts, "held-out embeddings")
     payloads = [ex.meta.get("payload", ex.text) for ex in examples]
     P = cache.encode(payloads, "training embeddings")
