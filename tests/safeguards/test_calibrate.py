@@ -10,6 +10,7 @@ from lockgate.safeguards.calibrate import (
     _threshold_at_fpr,
     calibrate,
     per_group,
+    stage3_gate,
 )
 from lockgate.safeguards.classifier import read_artefact
 from lockgate.safeguards.examples import DOMAINS, Example
@@ -77,4 +78,16 @@ def test_a_smaller_gate_budget_never_lowers_a_gate():
     calibrate(arrays, narrow, split, gate_benign=0.01)
     for d in DOMAINS:  # fewer benign prompts may reach MiniLM -> each gate stays or rises
         assert narrow["gate_thresholds"][d] >= wide["gate_thresholds"][d] - 1e-9
-    assert any(narrow["gate_thresholds"][d] > wide["gate_thresholds"][d] for d in DOMAINS)
+
+
+def test_the_benign_budget_raises_the_gate_when_it_binds():
+    # (on the shipped artefact the contrived split above can saturate every gate at its cap, so the rise is
+    # checked on scores we choose)
+    rng = np.random.default_rng(0)
+    pos, benign = rng.uniform(0.2, 1.0, 500), rng.uniform(0.0, 0.6, 1000)
+    w = np.ones(len(benign))
+    wide, narrow = stage3_gate(pos, benign, w, 0.9, 0.5), stage3_gate(pos, benign, w, 0.9, 0.01)
+    assert narrow > wide
+    assert (benign >= narrow).mean() <= 0.01 and (benign >= wide).mean() <= 0.5
+    assert wide >= np.quantile(pos, 0.01) - 1e-9  # never below what keeps the positives
+    assert stage3_gate(pos, benign, w, 0.3, 0.01) == 0.3  # and never above the cap

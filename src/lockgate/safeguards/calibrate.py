@@ -41,6 +41,13 @@ def per_group(groups: np.ndarray) -> np.ndarray:
     return 1.0 / counts[inverse]
 
 
+def stage3_gate(pos: np.ndarray, benign: np.ndarray, benign_w: np.ndarray, cap: float, gate_benign: float) -> float:
+    """One domain's stage-3 gate on stage-2 scores: low enough to keep GATE_RECALL of the positives, but
+    high enough that at most ``gate_benign`` of the ordinary benign prompts (by weight) pass it; never above
+    ``cap`` (the no-MiniLM threshold, past which stage 2 alone would flag)."""
+    return float(min(max(np.quantile(pos, 1 - GATE_RECALL), _threshold_at_fpr(benign, gate_benign, benign_w)), cap))
+
+
 def calibrate(arrays: dict, meta: dict, calib_ex: list[Example], *, gate_benign: float = GATE_BENIGN,
               progress: Callable[[str, int, int], None] | None = None,
               log: Callable[[str], None] = lambda m: None) -> dict:
@@ -79,8 +86,7 @@ def calibrate(arrays: dict, meta: dict, calib_ex: list[Example], *, gate_benign:
     # The gate trades recall for latency: MiniLM costs ~30 ms a segment on one core, so it may run on at most
     # gate_benign of the ordinary benign prompts per domain, even where that gives up some positives.
     bn_all = (kinds == "benign") & ~posm.any(axis=1)
-    gate = {d: float(min(max(np.quantile(S2[posm[:, j], j], 1 - GATE_RECALL),
-                             _threshold_at_fpr(S2[bn_all, j], gate_benign, per_group(groups[bn_all]))), s2_thr[d]))
+    gate = {d: stage3_gate(S2[posm[:, j], j], S2[bn_all, j], per_group(groups[bn_all]), s2_thr[d], gate_benign)
             for j, d in enumerate(DOMAINS)}
     for j, d in enumerate(DOMAINS):
         log(f"[{d}] stage-3 gate {gate[d]:.3f}: keeps {rate(S2[:, j] >= gate[d], posm[:, j]):.3f} of calibration "
