@@ -67,13 +67,14 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=100)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--traffic", type=int, default=100, help="distinct prompts per traffic kind (0: skip)")
+    ap.add_argument("--artefact", default=None, help="classifier artefact (default: the shipped one)")
     args = ap.parse_args()
     os.environ["LOCKGATE_SAFETY_THREADS"] = str(args.threads)
 
     t = time.perf_counter()
     from lockgate.safeguards import Classifier
 
-    clf = Classifier.load()
+    clf = Classifier.load(args.artefact)
     load_ms = (time.perf_counter() - t) * 1000
 
     from lockgate.safeguards.static import load_tokenizer
@@ -102,11 +103,12 @@ def main() -> None:
 
     rows = [timed(clf, name, text) for name, text in cases.items()]
     for label, kw in (("no MiniLM", {"stage3": False}), ("n-grams only", {"stage2": False})):
-        c = Classifier.load(**kw)
+        c = Classifier.load(args.artefact, **kw)
         for name in ("benign (512 tok)", "hard negative (512 tok)", "harmful (512 tok)"):
             rows.append(timed(c, f"{name} [{label}]", cases[name]))
 
-    print(f"torch threads: {args.threads}   cpu count: {os.cpu_count()}   repeat: {args.repeat}")
+    precision = "int8" if clf.meta.get("stage3_int8") else "float32"
+    print(f"torch threads: {args.threads}   cpu count: {os.cpu_count()}   repeat: {args.repeat}   stage 3: {precision}")
     print(f"Classifier.load(): {load_ms:.0f} ms; first classify() of the harmful 512-token prompt (stage {first.stage}; "
           f"incl. tokenizer{' + MiniLM' if first.stage == 3 else ''} load): {first_ms:.0f} ms (flagged={first.flagged})")
     print()

@@ -68,6 +68,16 @@ def test_calibrate_sets_every_depth_and_keeps_gates_below_thresholds():
     assert stats["overall"]["calib_tpr"] == 1.0 and stats["overall"]["calib_fpr_benign"] == 0.0
 
 
+def test_an_int8_calibration_is_recorded_and_scored_in_int8():
+    arrays, meta = read_artefact()
+    calibrate(arrays, meta, _split(), int8=True)
+    assert meta["stage3_int8"] is True
+    recal = Classifier(arrays, meta)
+    v = recal.classify(HARMFUL[0][1])
+    assert v.flagged and v.stage == 3 and recal._get_embedder().int8  # the run time uses the calibrated precision
+    assert not any(recal.classify(t).flagged for t in HARDNEG + BENIGN)
+
+
 def test_a_smaller_gate_budget_never_lowers_a_gate():
     arrays, meta = read_artefact()
     wide, narrow = dict(meta), dict(meta)

@@ -61,6 +61,17 @@ def test_load_is_cheap_and_lazy():
     assert v.thresholds == c.thresholds
 
 
+def test_load_keeps_blas_to_the_safety_thread_count():
+    from threadpoolctl import threadpool_info
+
+    from lockgate.safeguards.embed import safety_threads
+
+    Classifier.load()
+    # numpy's BLAS, which stage 2's matmuls use (scipy and torch may load their own later)
+    blas = [i for i in threadpool_info() if i["user_api"] == "blas" and "numpy" in i["filepath"]]
+    assert blas and all(i["num_threads"] == safety_threads() for i in blas)
+
+
 @pytest.mark.parametrize("domain,text", [(d, t) for d, ts in HARMFUL.items() for t in ts])
 def test_harmful_flagged_with_domain(clf, domain, text):
     v = clf.classify(text)

@@ -51,6 +51,10 @@ def train(
         None, min=0.001, max=1.0,
         help="Share of ordinary benign calibration prompts per domain that may reach MiniLM (stage 3; default "
              "calibrate.GATE_BENIGN, 0.10): lower is faster on long prompts and catches less (docs/safety.md)."),
+    int8: bool = typer.Option(
+        False, "--int8/--float32",
+        help="Stage 3's (MiniLM's) precision at run time; thresholds are set with the same one. int8 about "
+             "halves stage 3's time on one core, at a measured false-positive cost (docs/safety.md)."),
 ) -> None:
     """Rebuild the classifier artefact from data (fixed seeds, sorted inputs; ~78 min on 2 cores, see docs/safety.md)."""
     from lockgate.safeguards.cache import EmbeddingCache
@@ -65,6 +69,7 @@ def train(
         kw = dict(progress=bar, log=lambda m: prog.console.print(m), cache=EmbeddingCache(cache, progress=bar) if cache else None)
         if gate_benign is not None:
             kw["gate_benign"] = gate_benign
+        kw["int8"] = int8
         meta = recalibrate(calibrate_only, datasets, out, **kw) if calibrate_only else do_train(datasets, out, **kw)
     _err.print_json(json.dumps({"thresholds": meta["thresholds"], "screen_thresholds": meta["screen_thresholds"]}))
 

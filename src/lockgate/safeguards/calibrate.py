@@ -20,6 +20,9 @@ MIX_W2 = 0.3  # weight of the static-embedding MLP in a segment's score (calibra
 MIX3_CANDIDATES = ((0.5, 0.25, 0.25), (0.4, 0.2, 0.4), (0.3, 0.15, 0.55), (0.2, 0.1, 0.7), (0.1, 0.05, 0.85))
 GATE_RECALL = 0.99  # stage-3 gate: keep this share of calibration positives' stage-2 scores at or above it ...
 GATE_BENIGN = 0.10  # ... unless that sends more than this share of ordinary benign prompts to MiniLM (per domain)
+# stage 3 in dynamic int8: about twice as fast, thresholds set at the same precision; off by default because
+# on the shipped weights it flagged 5 instead of 2 of 200 ordinary long prompts (docs/safety.md, session 8)
+STAGE3_INT8 = False
 
 
 def _threshold_at_fpr(scores_neg: np.ndarray, fpr: float, weights: np.ndarray | None = None) -> float:
@@ -49,12 +52,14 @@ def stage3_gate(pos: np.ndarray, benign: np.ndarray, benign_w: np.ndarray, cap: 
 
 
 def calibrate(arrays: dict, meta: dict, calib_ex: list[Example], *, gate_benign: float = GATE_BENIGN,
-              progress: Callable[[str, int, int], None] | None = None,
+              int8: bool = STAGE3_INT8, progress: Callable[[str, int, int], None] | None = None,
               log: Callable[[str], None] = lambda m: None) -> dict:
     """Set ``meta``'s thresholds (per depth), gates and stage-3 mix in place; returns the calibration stats.
-    ``gate_benign``: the share of ordinary benign calibration prompts per domain that may reach MiniLM."""
+    ``gate_benign``: the share of ordinary benign calibration prompts per domain that may reach MiniLM.
+    ``int8``: stage 3's precision, stored in ``meta`` so that the run time scores as calibrated."""
     from .classifier import Classifier
 
+    meta["stage3_int8"] = bool(int8)
     # role-play templates often embed harmful example requests of their own, so a "benign payload inside a
     # template" is not cleanly benign: such rows train the heads but do not set the thresholds
     kinds = np.array([("wrapped" if (ex.source == "extra:roleplay-benign" or ex.meta.get("aug") == "roleplay") and not ex.labels else ex.kind)

@@ -176,6 +176,7 @@ def run_eval(
         "n_templates_heldout": len(templates),
         "thresholds": clf.thresholds,
         "stage3_gate_thresholds": dict(zip(clf.domains, map(float, clf.screen))),
+        "stage3_precision": "int8" if clf.meta.get("stage3_int8") else "float32",
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "results.json").write_text(json.dumps(report, indent=2, sort_keys=True), encoding="utf-8")
@@ -367,7 +368,8 @@ def _markdown(rep: dict, out_dir: Path) -> None:
           f"p50 {lat['p50_ms_benign']:.1f} ms on ordinary benign. MiniLM (stage 3) ran on {lat.get('stage3_rate_untransformed', float('nan')) * 100:.0f} % "
           f"of the untransformed held-out prompts ({lat.get('stage3_rate_benign', float('nan')) * 100:.0f} % of ordinary benign). "
           f"On the ordinary ~512-token prompts: p50 {lat.get('p50_ms_benign_long', float('nan')):.1f} ms, "
-          f"p95 {lat.get('p95_ms_benign_long', float('nan')):.1f} ms, MiniLM on {lat.get('stage3_rate_benign_long', float('nan')) * 100:.0f} %. "
+          f"p95 {lat.get('p95_ms_benign_long', float('nan')):.1f} ms, MiniLM on {lat.get('stage3_rate_benign_long', float('nan')) * 100:.0f} % "
+          f"(stage 3 in {rep.get('meta', {}).get('stage3_precision', 'float32')}). "
           "See `bench/safety.py` for the 512-token benchmark.", "",
           "Misclassified examples: `misses.jsonl`. Raw numbers: `results.json`."]
     (out_dir / "README.md").write_text("\n".join(L) + "\n", encoding="utf-8")

