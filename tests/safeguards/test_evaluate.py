@@ -27,3 +27,17 @@ def test_long_benign_prompts_get_their_own_false_positive_rate_and_latency():
     assert rep["latency"]["p50_ms_benign_long"] == 5.0
     assert rep["sets"]["benign_long / long: code review"]["flag_rate"] == 1.0
     assert math.isnan(_metrics({"harmful": res["harmful"]}, {}, None)["overall"]["fpr_benign_long"])
+
+
+def test_operating_points_take_the_lowest_threshold_within_each_fpr_budget():
+    import numpy as np
+
+    from lockgate.safeguards.evaluate import operating_points
+
+    pos = np.array([0.95, 0.9, 0.8, 0.6, 0.4, 0.2])
+    neg = np.array([0.7] + [0.5] + [0.1] * 48)  # 50 negatives: one at 0.7 (2 %), one at 0.5 (another 2 %)
+    p1, p2, p4 = operating_points(pos, neg, (0.01, 0.02, 0.04))
+    assert p1["threshold"] == 0.8 and p1["fpr"] == 0.0 and p1["tpr"] == 0.5  # 0.7 itself would cost 2 %
+    assert p2["threshold"] == 0.6 and p2["fpr"] == 0.02 and p2["tpr"] == 4 / 6
+    assert p4["threshold"] == 0.2 and p4["fpr"] == 0.04 and p4["tpr"] == 1.0  # down to the 0.1 negatives
+    assert operating_points(pos, np.array([])) == []
