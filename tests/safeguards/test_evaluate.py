@@ -32,7 +32,7 @@ def test_long_benign_prompts_get_their_own_false_positive_rate_and_latency():
 def test_operating_points_take_the_lowest_threshold_within_each_fpr_budget():
     import numpy as np
 
-    from lockgate.safeguards.evaluate import operating_points
+    from lockgate.safeguards.metrics import operating_points
 
     pos = np.array([0.95, 0.9, 0.8, 0.6, 0.4, 0.2])
     neg = np.array([0.7] + [0.5] + [0.1] * 48)  # 50 negatives: one at 0.7 (2 %), one at 0.5 (another 2 %)
