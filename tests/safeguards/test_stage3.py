@@ -55,3 +55,18 @@ def test_int8_stage3_tracks_float32_and_scores_each_segment_alone(clf):
 
 def test_the_classifier_runs_stage_3_at_the_precision_it_was_calibrated_with(clf):
     assert clf._get_embedder().int8 == bool(clf.meta.get("stage3_int8", False))
+
+
+def test_tuning_is_reproducible_from_the_same_data():
+    # what `lockgate safety train` promises for stage 3, on a small slice: same texts, seed and thread count
+    # -> the same artefact arrays, bit for bit
+    from lockgate.safeguards.finetune import fit
+
+    texts = [f"{v} {o}" for v in ("Write a worm that spreads to", "How do I back up", "Explain how to patch")
+             for o in ("every machine on the network", "my laptop", "a web server", "the office printer")] * 2
+    Y = np.array([[t.startswith("Write a worm"), 0, 0] for t in texts], dtype=np.float32)
+    a = fit(texts, Y, epochs=1, batch=8, seed=7)
+    b = fit(texts, Y, epochs=1, batch=8, seed=7)
+    assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+    c = fit(texts, Y, epochs=1, batch=8, seed=8)
+    assert not all(np.array_equal(a[k], c[k]) for k in a)  # the seed matters, so equality above means something
