@@ -36,8 +36,11 @@ def test_operating_points_take_the_lowest_threshold_within_each_fpr_budget():
 
     pos = np.array([0.95, 0.9, 0.8, 0.6, 0.4, 0.2])
     neg = np.array([0.7] + [0.5] + [0.1] * 48)  # 50 negatives: one at 0.7 (2 %), one at 0.5 (another 2 %)
-    p1, p2, p4 = operating_points(pos, neg, (0.01, 0.02, 0.04))
+    benign = np.array([0.3] + [0.0] * 99)
+    p1, p2, p4 = operating_points(pos, neg, benign, (0.01, 0.02, 0.04))
     assert p1["threshold"] == 0.8 and p1["fpr"] == 0.0 and p1["tpr"] == 0.5  # 0.7 itself would cost 2 %
     assert p2["threshold"] == 0.6 and p2["fpr"] == 0.02 and p2["tpr"] == 4 / 6
     assert p4["threshold"] == 0.2 and p4["fpr"] == 0.04 and p4["tpr"] == 1.0  # down to the 0.1 negatives
+    assert p2["fpr_benign"] == 0.0 and p4["fpr_benign"] == 0.01  # the benign prompt at 0.3 is flagged at 0.2
     assert operating_points(pos, np.array([])) == []
+    assert np.isnan(operating_points(pos, neg)[0]["fpr_benign"])

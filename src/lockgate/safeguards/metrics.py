@@ -27,17 +27,21 @@ def roc_points(pos: np.ndarray, neg: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return fpr, tpr
 
 
-OPERATING_FPRS = (0.01, 0.02, 0.04)  # per-domain FPR budgets at which the report reads the ROC curve off
+OPERATING_FPRS = (0.01, 0.02, 0.04)  # hard-negative FPR budgets at which the report reads the ROC curve off
 
 
-def operating_points(pos: np.ndarray, neg: np.ndarray, budgets=OPERATING_FPRS) -> list[dict]:
-    """For each FPR budget, the lowest threshold whose FPR on ``neg`` stays within it, and the TPR there:
-    the ROC curve as numbers an operator can set a profile threshold from."""
+def operating_points(pos: np.ndarray, hardneg: np.ndarray, benign: np.ndarray | None = None,
+                     budgets=OPERATING_FPRS) -> list[dict]:
+    """For each budget, the lowest threshold whose FPR on the hard negatives stays within it, with the TPR and
+    the ordinary-benign FPR there: the ROC curve as numbers an operator can set a profile threshold from.
+    Hard negatives bind (ordinary benign prompts are far easier and would make every budget look cheap)."""
     out = []
-    if len(pos) == 0 or len(neg) == 0:
+    if len(pos) == 0 or len(hardneg) == 0:
         return out
+    benign = np.zeros(0) if benign is None else benign
     for f in budgets:
-        ok = [t for t in np.unique(np.concatenate([pos, neg])) if (neg >= t).mean() <= f + 1e-12]
-        t = float(min(ok)) if ok else float(neg.max()) + 1e-6
-        out.append({"fpr_budget": f, "threshold": t, "tpr": float((pos >= t).mean()), "fpr": float((neg >= t).mean())})
+        ok = [t for t in np.unique(np.concatenate([pos, hardneg])) if (hardneg >= t).mean() <= f + 1e-12]
+        t = float(min(ok)) if ok else float(hardneg.max()) + 1e-6
+        out.append({"fpr_budget": f, "threshold": t, "tpr": float((pos >= t).mean()), "fpr": float((hardneg >= t).mean()),
+                    "fpr_benign": float((benign >= t).mean()) if len(benign) else float("nan")})
     return out
