@@ -25,4 +25,5 @@ if [ -z "${LOCKGATE_TEST_PG_URL:-}" ]; then
   fi
 fi
 
-"$VENV/bin/python" -m pytest "$@"
+# -X faulthandler: a crash in native code (llama.cpp, torch) prints the Python stacks instead of only "exit 139"
+"$VENV/bin/python" -X faulthandler -m pytest "$@"

