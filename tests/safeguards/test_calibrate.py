@@ -6,6 +6,7 @@ import numpy as np
 
 from lockgate.safeguards import Classifier
 from lockgate.safeguards.calibrate import (
+    LONG_SEGMENTS,
     MIX3_CANDIDATES,
     _threshold_at_fpr,
     calibrate,
@@ -101,3 +102,41 @@ def test_the_benign_budget_raises_the_gate_when_it_binds():
     assert (benign >= narrow).mean() <= 0.01 and (benign >= wide).mean() <= 0.5
     assert wide >= np.quantile(pos, 0.01) - 1e-9  # never below what keeps the positives
     assert stage3_gate(pos, benign, w, 0.3, 0.01) == 0.3  # and never above the cap
+
+
+def test_the_long_budget_raises_the_gate_and_is_recorded():
+    rng = np.random.default_rng(1)
+    pos, benign, long = rng.uniform(0.2, 1.0, 500), rng.uniform(0.0, 0.2, 1000), rng.uniform(0.1, 0.7, 100)
+    w = np.ones(len(benign))
+    short_only = stage3_gate(pos, benign, w, 0.9, 0.1)
+    with_long = stage3_gate(pos, benign, w, 0.9, 0.1, long, 0.05)
+    assert with_long > short_only and (long >= with_long).mean() <= 0.05
+    assert stage3_gate(pos, benign, w, 0.9, 0.1, long[:0], 0.05) == short_only  # no long prompts: no change
+
+
+def test_calibrate_with_long_prompts_reports_them_and_a_long_budget_bounds_their_fpr():
+    arrays, meta = read_artefact()
+    # long benign prompts made of the hard negatives: they score high, so both budgets bind
+    long = [" ".join(HARDNEG[i:] + HARDNEG[:i]) * 3 for i in range(len(HARDNEG))]
+    loose, strict = dict(meta), dict(meta)
+    st_loose = calibrate(arrays, loose, _split(), long_benign=long, gate_long=1.0)
+    st_strict = calibrate(arrays, strict, _split(), long_benign=long, gate_long=0.001, long_fpr=0.0)
+    assert st_loose["overall"]["long_benign_prompts"] == len(long)
+    assert st_strict["overall"]["long_fpr"] == 0.0
+    assert st_strict["overall"]["stage3_rate_long"] <= st_loose["overall"]["stage3_rate_long"]
+    for d in DOMAINS:
+        assert strict["gate_thresholds"][d] >= loose["gate_thresholds"][d] - 1e-9
+    recal = Classifier(arrays, strict)
+    assert not any(recal.classify(t).flagged for t in long)
+
+
+def test_long_texts_get_their_own_gates_capped_below_the_no_minilm_thresholds():
+    arrays, meta = read_artefact()
+    long = [" ".join(HARDNEG[i:] + HARDNEG[:i]) * 3 for i in range(len(HARDNEG))]
+    calibrate(arrays, meta, _split(), long_benign=long, gate_long=0.001)
+    assert meta["long_segments"] == LONG_SEGMENTS and set(meta["gate_thresholds_long"]) == set(DOMAINS)
+    for d in DOMAINS:  # so a text left below its gate could not have been flagged by stage 2 alone
+        assert meta["gate_thresholds_long"][d] <= max(meta["s2_thresholds"][d], meta["gate_thresholds"][d]) + 1e-6
+    c = Classifier(arrays, meta)
+    assert all(c.is_long(len(c._segments([t]))) for t in long)
+    assert not any(c.classify(t).flagged for t in long)

@@ -36,3 +36,30 @@ def test_long_prompts_share_no_text_with_the_code_training_corpus():
     joined = "\n".join(prompts)
     assert not [p for p in probes if p in joined]
     assert PACKAGES  # their READMEs are skipped by name
+
+
+def test_calibration_prompts_come_from_the_calibration_split_and_not_from_the_measured_set():
+    from lockgate.safeguards.handwritten import _data_json
+    from lockgate.safeguards.longprompts import CALIB_README_ASKS, calibration_prompts
+    from lockgate.safeguards.train import is_calibration_group
+
+    tok = load_tokenizer()
+    cal = calibration_prompts(is_calibration_group, tok=tok)
+    groups = [g for g, _ in cal]
+    assert len(set(groups)) == len(cal) >= 60 and all(g.startswith("longcal:") for g in groups)
+    assert {g.split(":")[1] for g in groups} == {"code", "readme"}
+    assert not set(CALIB_README_ASKS) & set(README_ASKS)
+    for _, text in cal:
+        assert 250 <= len(tok.encode(text).ids) <= 580
+    # only chunks the heads never trained on: the calibration split's, none of the fit split's
+    chunks = load_chunks()
+    cal_starts = {c["text"][:200] for i, c in enumerate(chunks) if is_calibration_group(f"code:{c['package']}:{i}")}
+    docs = [t.split("\n\n", 1)[1] for g, t in cal if ":code:" in g]
+    assert docs and all(d[:200] in cal_starts for d in docs)  # every document opens with a calibration chunk
+    assert all(":readme:" in g for g, _ in calibration_prompts(lambda group: False, tok=tok))  # the split decides
+    # the README chunks are the code corpus packages' (permissive licences), which the measured set skips
+    readmes = _data_json("benign_readmes.json")["chunks"]
+    assert readmes and {c["package"] for c in readmes} <= set(PACKAGES)
+    assert all(c["licence"] == PACKAGES[c["package"]][1] for c in readmes)
+    measured = "\n".join(p for ps in long_prompts(100).values() for p in ps)
+    assert not [c for c in readmes if c["text"][:200] in measured]

@@ -51,6 +51,14 @@ def train(
         None, min=0.001, max=1.0,
         help="Share of ordinary benign calibration prompts per domain that may reach MiniLM (stage 3; default "
              "calibrate.GATE_BENIGN, 0.10): lower is faster on long prompts and catches less (docs/safety.md)."),
+    gate_long: Optional[float] = typer.Option(
+        None, min=0.001, max=1.0,
+        help="For the gates of long texts (more than calibrate.LONG_SEGMENTS segments): share of the ~512-token "
+             "benign calibration prompts per domain that may reach MiniLM (default calibrate.GATE_LONG, 0.10)."),
+    long_fpr: Optional[float] = typer.Option(
+        None, min=0.0, max=1.0,
+        help="Per-domain FPR budget on the long benign calibration prompts when setting thresholds (default "
+             "calibrate.LONG_FPR: not used; they bound only the gates)."),
     int8: bool = typer.Option(
         False, "--int8/--float32",
         help="Stage 3's (MiniLM's) precision at run time; thresholds are set with the same one. int8 about "
@@ -69,6 +77,10 @@ def train(
         kw = dict(progress=bar, log=lambda m: prog.console.print(m), cache=EmbeddingCache(cache, progress=bar) if cache else None)
         if gate_benign is not None:
             kw["gate_benign"] = gate_benign
+        if gate_long is not None:
+            kw["gate_long"] = gate_long
+        if long_fpr is not None:
+            kw["long_fpr"] = long_fpr
         kw["int8"] = int8
         meta = recalibrate(calibrate_only, datasets, out, **kw) if calibrate_only else do_train(datasets, out, **kw)
     _err.print_json(json.dumps({"thresholds": meta["thresholds"], "screen_thresholds": meta["screen_thresholds"]}))

@@ -12,7 +12,8 @@ windows); a segment's score is ``(1 - mix_w2) * p1 + mix_w2 * p2`` and the text'
 is the max over segments. That costs ~1-3 ms for a 512-token prompt on one core.
 
 Stage 3 (only when some domain's stage-2 score reaches its *gate*, i.e. the text is
-not clearly benign): all-MiniLM-L6-v2 with its top layers fine-tuned (``finetune.py``)
+not clearly benign; texts of more than ``long_segments`` segments have gates of their own,
+since their score is a max over many more segments): all-MiniLM-L6-v2 with its top layers fine-tuned (``finetune.py``)
 on the (at most ``max_stage3_segments``) most suspicious segments, mean-pooled, one
 linear output per domain; those segments' score becomes ``mix3 . (p1, p2, p3)``.
 MiniLM is loaded lazily.
@@ -106,8 +107,18 @@ class Classifier:
         self.s1_thresholds: dict[str, float] = dthr("s1_thresholds")
         self.s2_thresholds: dict[str, float] = dthr("s2_thresholds") if "s2_thresholds" in meta else dict(self.thresholds)
         self._s2_thr_arr = np.array([max(self.s2_thresholds[d], 1e-3) for d in self.domains], dtype=np.float32)
-        # stage-3 gate per domain (``screen`` kept as the attribute name older callers/reports use)
-        self.screen = np.array([float(meta.get("gate_thresholds", {}).get(d, 2.0)) for d in self.domains], dtype=np.float32)
+        # stage-3 gate per domain (``screen`` kept as the attribute name older callers/reports use); texts with more
+        # than ``long_segments`` segments have their own gate: their score is a max over many more segments
+        gates = lambda key: np.array([float(meta.get(key, {}).get(d, 2.0)) for d in self.domains], dtype=np.float32)  # noqa: E731
+        self.screen = gates("gate_thresholds")
+        self.long_segments = int(meta.get("long_segments") or 0)  # 0: one gate for every length
+        self.screen_long = gates("gate_thresholds_long") if self.long_segments else self.screen
+        # a text below its gate is judged by stage 2 alone: calibrated gates stay below the no-MiniLM thresholds,
+        # so it is not flagged, and its verdict reports thresholds it cannot reach (profiles that keep the defaults
+        # agree); should a gate exceed the no-MiniLM threshold, what stage 2 alone would flag is still flagged
+        below = lambda g: {d: max(self.thresholds[d], min(float(g[j]), self.s2_thresholds[d]))  # noqa: E731
+                           for j, d in enumerate(self.domains)}
+        self._below_gate_thr, self._below_gate_thr_long = below(self.screen), below(self.screen_long)
         self.mix_w2 = float(meta.get("mix_w2", 0.3))
         self.mix3 = np.array(meta.get("mix3", [0.5, 0.25, 0.25]), dtype=np.float32)
         self.max_stage3_segments = int(meta.get("max_stage3_segments", 2))
@@ -217,6 +228,13 @@ class Classifier:
     def stage3_logits(self, segs: list[str]) -> np.ndarray:
         return self._get_embedder().logits(segs)
 
+    def is_long(self, n_segments: int) -> bool:
+        return bool(self.long_segments) and n_segments > self.long_segments
+
+    def gate(self, n_segments: int) -> np.ndarray:
+        """The stage-3 gates for a text of ``n_segments`` segments."""
+        return self.screen_long if self.is_long(n_segments) else self.screen
+
     def score_segments(self, segs: list[str], *, use_stage3: bool = True) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
         """Per-domain text scores at each depth: (stage 1 only, stages 1+2, full cascade); None where unavailable."""
         p1, p2 = self.segment_probs(segs)
@@ -227,7 +245,7 @@ class Classifier:
         s2 = mix2.max(axis=0)
         if not (use_stage3 and self.stage3_available):
             return s1, s2, None
-        if not (s2 >= self.screen).any():
+        if not (s2 >= self.gate(len(segs))).any():
             return s1, s2, s2  # clearly benign: the cascade stops here
         # most suspicious segments first, relative to the no-MiniLM thresholds (independent of the gate)
         ratio = (mix2 / self._s2_thr_arr).max(axis=1)
@@ -247,8 +265,10 @@ class Classifier:
             return {d: 0.0 for d in self.domains}, 1, self.thresholds
         s1, s2, s3 = self.score_segments(segs)
         if s3 is not None:
-            stage = 3 if (s2 >= self.screen).any() else 2
-            return {d: float(s3[j]) for j, d in enumerate(self.domains)}, stage, self.thresholds
+            if (s2 >= self.gate(len(segs))).any():
+                return {d: float(s3[j]) for j, d in enumerate(self.domains)}, 3, self.thresholds
+            below = self._below_gate_thr_long if self.is_long(len(segs)) else self._below_gate_thr
+            return {d: float(s2[j]) for j, d in enumerate(self.domains)}, 2, below
         if s2 is not None:
             return {d: float(s2[j]) for j, d in enumerate(self.domains)}, 2, self.s2_thresholds
         return {d: float(s1[j]) for j, d in enumerate(self.domains)}, 1, self.s1_thresholds

@@ -154,6 +154,8 @@ def run_eval(
         "n_templates_heldout": len(templates),
         "thresholds": clf.thresholds,
         "stage3_gate_thresholds": dict(zip(clf.domains, map(float, clf.screen))),
+        "stage3_gate_thresholds_long": dict(zip(clf.domains, map(float, clf.screen_long))),
+        "long_segments": clf.long_segments,
         "stage3_precision": "int8" if clf.meta.get("stage3_int8") else "float32",
     }
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -26,8 +26,10 @@ from .cache import STATIC_DIM, EmbeddingCache, static_table
 from .calibrate import (
     BENIGN_FPR,
     GATE_BENIGN,
+    GATE_LONG,
     GATE_RECALL,
     HARDNEG_FPR,
+    LONG_FPR,
     MIX3_CANDIDATES,
     MIX_W2,
     STAGE3_INT8,
@@ -42,7 +44,7 @@ from .corpus import (
 )
 from .features import DEFAULT_BITS, segments
 from .heads import fit_lr, fit_mlp, hashed_matrix
-from .longprompts import CODE_ASKS, README_ASKS
+from .longprompts import CODE_ASKS, README_ASKS, calibration_prompts
 
 __all__ = ["train", "recalibrate", "EmbeddingCache", "training_units"]
 
@@ -129,10 +131,16 @@ def _save(out_path: Path, arrays: dict, meta: dict) -> None:
     np.savez_compressed(out_path, meta=np.frombuffer(json.dumps(meta, sort_keys=True).encode("utf-8"), dtype=np.uint8), **arrays)
 
 
-def _calibration_meta(stats: dict, gate_benign: float, int8: bool) -> dict:
+def _calibrate(arrays: dict, meta: dict, calib_ex: list[Example], *, gate_benign: float, gate_long: float,
+               long_fpr: float | None, int8: bool, progress, log) -> dict:
+    """``calibrate`` with the long benign calibration prompts; returns the calibration part of ``meta['train']``."""
+    long_benign = [text for _, text in calibration_prompts(is_calibration_group)]
+    log(f"long benign calibration prompts: {len(long_benign)}")
+    stats = calibrate(arrays, meta, calib_ex, long_benign=long_benign, gate_benign=gate_benign, gate_long=gate_long,
+                      long_fpr=long_fpr, int8=int8, progress=progress, log=log)
     return {"mix3_candidates": [list(m) for m in MIX3_CANDIDATES], "gate_recall": GATE_RECALL, "gate_benign": gate_benign,
-            "stage3_precision": "int8" if int8 else "float32",
-            "fpr_budgets": {"hardneg": HARDNEG_FPR, "benign": BENIGN_FPR}, "calibration": stats}
+            "gate_long": gate_long, "stage3_precision": "int8" if int8 else "float32",
+            "fpr_budgets": {"hardneg": HARDNEG_FPR, "benign": BENIGN_FPR, "long": long_fpr}, "calibration": stats}
 
 
 def recalibrate(
@@ -141,6 +149,8 @@ def recalibrate(
     out: str | Path | None = None,
     *,
     gate_benign: float = GATE_BENIGN,
+    gate_long: float = GATE_LONG,
+    long_fpr: float | None = LONG_FPR,
     int8: bool = STAGE3_INT8,
     progress: Callable[[str, int, int], None] | None = None,
     log: Callable[[str], None] = lambda m: None,
@@ -148,7 +158,8 @@ def recalibrate(
 ) -> dict:
     """Re-run only the calibration (thresholds, gates, stage-3 mix) of an existing artefact with the current
     constants; the trained weights are kept as they are. What ``train`` would produce for the same weights.
-    ``gate_benign`` trades recall for latency (see ``calibrate.GATE_BENIGN``); ``int8``: stage 3's precision."""
+    ``gate_benign`` / ``gate_long`` trade recall for latency (see ``calibrate.GATE_BENIGN``); ``long_fpr``: FPR
+    budget on long benign prompts for the thresholds (``calibrate.LONG_FPR``); ``int8``: stage 3's precision."""
     from .classifier import default_artefact_path, read_artefact
 
     t_start = time.time()
@@ -160,8 +171,8 @@ def recalibrate(
     examples, _ = _separated_training_set(root, cache or EmbeddingCache(progress=progress), log)
     calib_ex = [ex for ex in examples if is_calibration_group(ex.group)]
     log(f"calibration split {len(calib_ex)} rows (grouped)")
-    stats = calibrate(arrays, meta, calib_ex, gate_benign=gate_benign, int8=int8, progress=progress, log=log)
-    meta.setdefault("train", {}).update(_calibration_meta(stats, gate_benign, int8))
+    meta.setdefault("train", {}).update(_calibrate(arrays, meta, calib_ex, gate_benign=gate_benign, gate_long=gate_long,
+                                                   long_fpr=long_fpr, int8=int8, progress=progress, log=log))
     _save(out_path, arrays, meta)
     log(f"wrote {out_path} ({out_path.stat().st_size / 1024:.0f} KiB) in {time.time() - t_start:.0f}s")
     return meta
@@ -174,6 +185,8 @@ def train(
     bits: int = DEFAULT_BITS,
     c1: float = 8.0,
     gate_benign: float = GATE_BENIGN,
+    gate_long: float = GATE_LONG,
+    long_fpr: float | None = LONG_FPR,
     int8: bool = STAGE3_INT8,
     progress: Callable[[str, int, int], None] | None = None,
     log: Callable[[str], None] = lambda m: None,
@@ -245,7 +258,8 @@ def train(
         "gate_thresholds": {d: 2.0 for d in DOMAINS},
     }
 
-    stats = calibrate(arrays, meta, calib_ex, gate_benign=gate_benign, int8=int8, progress=progress, log=log)
+    calib_meta = _calibrate(arrays, meta, calib_ex, gate_benign=gate_benign, gate_long=gate_long, long_fpr=long_fpr,
+                            int8=int8, progress=progress, log=log)
 
     import sklearn
     import torch
@@ -270,7 +284,7 @@ def train(
             "units": len(units),
             "dedup_cosine": DEDUP_COS,
             "dedup_dropped": len(dropped),
-            **_calibration_meta(stats, gate_benign, int8),
+            **calib_meta,
             "sklearn": sklearn.__version__,
             "torch": torch.__version__,
             "numpy": np.__version__,
