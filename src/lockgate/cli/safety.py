@@ -83,7 +83,8 @@ def train(
             kw["long_fpr"] = long_fpr
         kw["int8"] = int8
         meta = recalibrate(calibrate_only, datasets, out, **kw) if calibrate_only else do_train(datasets, out, **kw)
-    _err.print_json(json.dumps({"thresholds": meta["thresholds"], "screen_thresholds": meta["screen_thresholds"]}))
+    _err.print_json(json.dumps({"thresholds": meta["thresholds"], "screen_thresholds": meta["screen_thresholds"],
+                                "gate_thresholds_long": meta.get("gate_thresholds_long")}))
 
 
 @app.command()
