@@ -22,7 +22,7 @@ from .examples import Example
 from .features import sentences
 from .handwritten import _data_json
 
-__all__ = ["PACKAGES", "code_examples", "load_chunks", "write_corpus"]
+__all__ = ["PACKAGES", "code_examples", "load_chunks", "write_chunks", "write_corpus"]
 
 # distribution -> (import directory, licence); permissive licences only
 PACKAGES: dict[str, tuple[str, str]] = {
@@ -88,11 +88,14 @@ def write_corpus(out: Path | None = None) -> Path:
                 taken += 1
             if taken >= PER_PACKAGE:
                 break
-    doc = {"_about": "Chunks of permissively licensed Python packages, benign training data for lockgate's safety "
-                     "classifiers (see lockgate/safeguards/codecorpus.py). Each chunk keeps its package, version, "
-                     "licence and file; the copyright stays with each project's authors.",
-           "chunks": chunks}
-    out.write_text(json.dumps(doc, indent=0, ensure_ascii=False) + "\n", encoding="utf-8")
+    return write_chunks(out, "Chunks of permissively licensed Python packages, benign training data for lockgate's safety "
+                             "classifiers (see lockgate/safeguards/codecorpus.py). Each chunk keeps its package, version, "
+                             "licence and file; the copyright stays with each project's authors.", chunks)
+
+
+def write_chunks(out: Path, about: str, chunks: list[dict]) -> Path:
+    """Write a committed data file: ``{"_about": about, "chunks": chunks}``."""
+    out.write_text(json.dumps({"_about": about, "chunks": chunks}, indent=0, ensure_ascii=False) + "\n", encoding="utf-8")
     return out
 
 

@@ -18,13 +18,12 @@ short text because a long text's score is the max over its 15-57 segments.
 
 from __future__ import annotations
 
-import json
 import sysconfig
 from importlib import resources
 from pathlib import Path
 
 from .codecorpus import CODE_ASKS as TRAIN_CODE_ASKS
-from .codecorpus import PACKAGES, load_chunks
+from .codecorpus import PACKAGES, load_chunks, write_chunks
 from .handwritten import _data_json
 from .static import load_tokenizer
 
@@ -120,12 +119,10 @@ def write_calibration_readmes(out: Path | None = None, n_tokens: int = CALIB_TOK
             end = enc.offsets[min(s + n_tokens, len(enc.ids)) - 1][1]
             chunks.append({"package": dist, "version": d.version, "licence": licence,
                            "token_offset": s, "text": body[enc.offsets[s][0]:end]})
-    doc = {"_about": "Chunks of the README (package long description) of the permissively licensed packages in "
-                     "lockgate/safeguards/codecorpus.py, used only to calibrate the safety classifiers' gates and "
-                     "thresholds on long benign text (see longprompts.py); the copyright stays with each project's authors.",
-           "chunks": chunks}
-    out.write_text(json.dumps(doc, indent=0, ensure_ascii=False) + "\n", encoding="utf-8")
-    return out
+    return write_chunks(out, "Chunks of the README (package long description) of the permissively licensed packages in "
+                             "lockgate/safeguards/codecorpus.py, used only to calibrate the safety classifiers' gates and "
+                             "thresholds on long benign text (see longprompts.py); the copyright stays with each project's "
+                             "authors.", chunks)
 
 
 def calibration_prompts(in_split, tok=None, n_tokens: int = CALIB_TOKENS) -> list[tuple[str, str]]:
