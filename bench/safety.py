@@ -14,7 +14,8 @@ machine by ``lockgate.safeguards.longprompts`` (no dataset needed): "summarise t
 descriptions of the installed Python packages, and "review this code" over chunks of the standard
 library's modules. Each prompt is
 classified once (the stage-2 word cache is warm only for words seen before, as in a server), and the
-table gives p50/p95, the share that reached MiniLM and the share flagged.
+table gives p50/p95, the share that reached MiniLM and the share flagged. ``--traffic-file JSONL`` adds
+the rows of a labelled file as more kinds, one per label (``--traffic 0`` leaves the built-in kinds out).
 """
 
 from __future__ import annotations
@@ -67,6 +68,8 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=100)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--traffic", type=int, default=100, help="distinct prompts per traffic kind (0: skip)")
+    ap.add_argument("--traffic-file", action="append", default=[], metavar="JSONL",
+                    help="more traffic: {\"text\", \"label\"} rows, one kind per file and label (e.g. evals/long_v1.jsonl)")
     ap.add_argument("--artefact", default=None, help="classifier artefact (default: the shipped one)")
     args = ap.parse_args()
     os.environ["LOCKGATE_SAFETY_THREADS"] = str(args.threads)
@@ -117,14 +120,22 @@ def main() -> None:
     print("-" * len(hdr))
     for name, ntok, stage, flagged, dom, p50, p95 in rows:
         print(f"{name:<40}{ntok:>8}{stage:>7}{str(flagged):>9}{dom:>8}{p50:>9.1f}{p95:>9.1f}")
-    if args.traffic:
-        _traffic(clf, tok, args.traffic)
+    if args.traffic or args.traffic_file:
+        _traffic(clf, tok, args.traffic, args.traffic_file)
 
 
-def _traffic(clf, tok, n: int) -> None:
+def _traffic(clf, tok, n: int, files: list[str]) -> None:
+    import json
+    from pathlib import Path
+
     from lockgate.safeguards.longprompts import long_prompts
 
-    kinds = long_prompts(n, tok=tok)
+    kinds = long_prompts(n, tok=tok) if n else {}
+    for f in files:
+        for line in Path(f).read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                row = json.loads(line)
+                kinds.setdefault(f"{Path(f).stem}: {row.get('label', '-')}", []).append(row["text"])
     print()
     print("distinct ~512-token prompts, each classified once (full cascade):")
     hdr = f"{'traffic':<22}{'prompts':>8}{'tokens p50':>12}{'p50 ms':>9}{'p95 ms':>9}{'MiniLM':>9}{'flagged':>9}"
@@ -143,7 +154,8 @@ def _traffic(clf, tok, n: int) -> None:
         ntok = statistics.median(len(tok.encode(p).ids) for p in prompts)
         print(f"{name:<22}{len(prompts):>8}{ntok:>12.0f}{statistics.median(lat):>9.1f}{_pct(lat, 95):>9.1f}"
               f"{deep / len(prompts):>9.0%}{flagged / len(prompts):>9.0%}")
-    print(f"{'both':<22}{len(every):>8}{'':>12}{statistics.median(every):>9.1f}{_pct(every, 95):>9.1f}")
+    label = "both" if len(kinds) == 2 else "all"
+    print(f"{label:<22}{len(every):>8}{'':>12}{statistics.median(every):>9.1f}{_pct(every, 95):>9.1f}")
 
 
 if __name__ == "__main__":
