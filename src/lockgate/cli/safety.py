@@ -75,13 +75,9 @@ def train(
     with _progress() as prog:
         bar = _Bar(prog)
         kw = dict(progress=bar, log=lambda m: prog.console.print(m), cache=EmbeddingCache(cache, progress=bar) if cache else None)
-        if gate_benign is not None:
-            kw["gate_benign"] = gate_benign
-        if gate_long is not None:
-            kw["gate_long"] = gate_long
-        if long_fpr is not None:
-            kw["long_fpr"] = long_fpr
-        kw["int8"] = int8
+        # options left unset keep the calibrate module's defaults
+        kw.update({k: v for k, v in (("gate_benign", gate_benign), ("gate_long", gate_long), ("long_fpr", long_fpr))
+                   if v is not None}, int8=int8)
         meta = recalibrate(calibrate_only, datasets, out, **kw) if calibrate_only else do_train(datasets, out, **kw)
     _err.print_json(json.dumps({"thresholds": meta["thresholds"], "screen_thresholds": meta["screen_thresholds"],
                                 "gate_thresholds_long": meta.get("gate_thresholds_long")}))
