@@ -239,3 +239,24 @@ def test_long_texts_use_their_own_gate_and_below_it_are_never_flagged():
     # without ``long_segments`` (artefacts before session 9) one gate serves every length
     one = _with_gates(0.0, 2.0, long_segments=0)
     assert one.gate(100) is one.screen and one.classify(long_text).stage == 3
+
+
+def test_long_texts_are_judged_at_their_own_thresholds():
+    from lockgate.safeguards.classifier import read_artefact
+
+    arrays, meta = read_artefact()
+    harmful = HARMFUL["cyber"][2]
+    trip = " ".join(f"On day {i} of our family trip to Portugal we visit museum number {i} with the kids." for i in range(12))
+    base = dict(meta, long_segments=8, gate_thresholds={d: 0.0 for d in meta["thresholds"]},
+                gate_thresholds_long={d: 0.0 for d in meta["thresholds"]}, thresholds_long=dict(meta["thresholds"]))
+    same, high = Classifier(arrays, base), Classifier(arrays, dict(base, thresholds_long={d: 1.5 for d in meta["thresholds"]}))
+    long_harmful = trip + " " + harmful
+    assert same.is_long(len(same._segments([long_harmful])))
+    v = same.classify(long_harmful)
+    assert v.stage == 3 and v.flagged and v.domain == "cyber"
+    w = high.classify(long_harmful)  # same scores, judged against the long thresholds, which it does not reach
+    assert w.scores == v.scores and w.thresholds == {d: 1.5 for d in meta["thresholds"]} and not w.flagged
+    assert high.classify(harmful).flagged  # a short text keeps the short thresholds
+    # artefacts before session 10 have no long thresholds: the short ones serve every length
+    old = {k: v for k, v in base.items() if k != "thresholds_long"}
+    assert Classifier(arrays, old).thresholds_long == meta["thresholds"]

@@ -47,19 +47,37 @@ def test_calibration_prompts_come_from_the_calibration_split_and_not_from_the_me
     cal = calibration_prompts(is_calibration_group, tok=tok)
     groups = [g for g, _ in cal]
     assert len(set(groups)) == len(cal) >= 60 and all(g.startswith("longcal:") for g in groups)
-    assert {g.split(":")[1] for g in groups} == {"code", "readme"}
+    assert {g.split(":")[1] for g in groups} == {"code", "readme", "prose"}
     assert not set(CALIB_README_ASKS) & set(README_ASKS)
-    for _, text in cal:
-        assert 250 <= len(tok.encode(text).ids) <= 580
+    for g, text in cal:
+        assert 250 <= len(tok.encode(text).ids) <= (580 if ":prose:" not in g else 1200)
     # only chunks the heads never trained on: the calibration split's, none of the fit split's
     chunks = load_chunks()
     cal_starts = {c["text"][:200] for i, c in enumerate(chunks) if is_calibration_group(f"code:{c['package']}:{i}")}
     docs = [t.split("\n\n", 1)[1] for g, t in cal if ":code:" in g]
     assert docs and all(d[:200] in cal_starts for d in docs)  # every document opens with a calibration chunk
-    assert all(":readme:" in g for g, _ in calibration_prompts(lambda group: False, tok=tok))  # the split decides
+    assert all(":code:" not in g for g, _ in calibration_prompts(lambda group: False, tok=tok))  # the split decides
     # the README chunks are the code corpus packages' (permissive licences), which the measured set skips
     readmes = _data_json("benign_readmes.json")["chunks"]
     assert readmes and {c["package"] for c in readmes} <= set(PACKAGES)
     assert all(c["licence"] == PACKAGES[c["package"]][1] for c in readmes)
     measured = "\n".join(p for ps in long_prompts(100).values() for p in ps)
     assert not [c for c in readmes if c["text"][:200] in measured]
+
+
+def test_calibration_prose_shares_no_passage_with_the_measured_long_prose():
+    """data/long_benign_calib.json sets thresholds; evals/long_v1.jsonl measures them: no 12-word run in common."""
+    import json
+    from pathlib import Path
+
+    from lockgate.safeguards.handwritten import _data_json
+
+    def runs(text: str) -> set[tuple[str, ...]]:
+        w = text.lower().split()
+        return {tuple(w[i : i + 12]) for i in range(len(w) - 11)}
+
+    prose = _data_json("long_benign_calib.json")["prompts"]
+    assert {p["label"] for p in prose} == {"benign", "hardneg"} and len({p["id"] for p in prose}) == len(prose)
+    measured = Path(__file__).resolve().parents[2] / "evals" / "long_v1.jsonl"
+    seen = set().union(*(runs(json.loads(line)["text"]) for line in measured.read_text().splitlines() if line.strip()))
+    assert seen and not any(runs(p["text"]) & seen for p in prose)

@@ -55,10 +55,18 @@ def train(
         None, min=0.001, max=1.0,
         help="For the gates of long texts (more than calibrate.LONG_SEGMENTS segments): share of the ~512-token "
              "benign calibration prompts per domain that may reach MiniLM (default calibrate.GATE_LONG, 0.10)."),
-    long_fpr: Optional[float] = typer.Option(
+    long_benign_fpr: Optional[float] = typer.Option(
         None, min=0.0, max=1.0,
-        help="Per-domain FPR budget on the long benign calibration prompts when setting thresholds (default "
-             "calibrate.LONG_FPR: not used; they bound only the gates)."),
+        help="Long texts' own thresholds: per-domain share of the long benign calibration prompts (README, code, "
+             "prose) that may be flagged (default calibrate.LONG_BENIGN_FPR, 0.01)."),
+    long_hardneg_fpr: Optional[float] = typer.Option(
+        None, min=0.0, max=1.0,
+        help="Long texts' own thresholds: per-domain share of the long hard-negative calibration prose that may be "
+             "flagged (default calibrate.LONG_HARDNEG_FPR, 0.03)."),
+    long_recall_slack: Optional[float] = typer.Option(
+        None, min=0.0, max=1.0,
+        help="Most of the long calibration positives' recall that the long texts' thresholds may give up for "
+             "those budgets (default calibrate.LONG_RECALL_SLACK, 0.02)."),
     int8: bool = typer.Option(
         False, "--int8/--float32",
         help="Stage 3's (MiniLM's) precision at run time; thresholds are set with the same one. int8 about "
@@ -74,13 +82,16 @@ def train(
         raise typer.Exit(2)
     with _progress() as prog:
         bar = _Bar(prog)
-        kw = dict(progress=bar, log=lambda m: prog.console.print(m), cache=EmbeddingCache(cache, progress=bar) if cache else None)
+        kw = dict(progress=bar, log=lambda m: prog.console.print(m, markup=False), cache=EmbeddingCache(cache, progress=bar) if cache else None)
         # options left unset keep the calibrate module's defaults
-        kw.update({k: v for k, v in (("gate_benign", gate_benign), ("gate_long", gate_long), ("long_fpr", long_fpr))
+        kw.update({k: v for k, v in (("gate_benign", gate_benign), ("gate_long", gate_long),
+                                     ("long_benign_fpr", long_benign_fpr), ("long_hardneg_fpr", long_hardneg_fpr),
+                                     ("long_recall_slack", long_recall_slack))
                    if v is not None}, int8=int8)
         meta = recalibrate(calibrate_only, datasets, out, **kw) if calibrate_only else do_train(datasets, out, **kw)
     _err.print_json(json.dumps({"thresholds": meta["thresholds"], "screen_thresholds": meta["screen_thresholds"],
-                                "gate_thresholds_long": meta.get("gate_thresholds_long")}))
+                                "gate_thresholds_long": meta.get("gate_thresholds_long"),
+                                "thresholds_long": meta.get("thresholds_long")}))
 
 
 @app.command()
@@ -152,7 +163,7 @@ def eval_(
     clf = Classifier.load(artefact, preload=True)
     with _progress() as prog:
         rep = run_eval(clf, out, datasets=datasets, extra=list(extra), n_benign=n_benign, n_transform_benign=n_transform_benign, n_long=n_long,
-                       baselines=baselines, progress=_Bar(prog), log=lambda m: prog.console.print(m))
+                       baselines=baselines, progress=_Bar(prog), log=lambda m: prog.console.print(m, markup=False))
     o = rep["overall"]
     _err.print(f"TPR {o['tpr']:.3f}  FPR benign {o['fpr_benign']:.3f}  FPR hard-neg {o['fpr_hardneg']:.3f}  "
                f"FPR long benign {o['fpr_benign_long']:.3f}  -> {out / 'README.md'}")

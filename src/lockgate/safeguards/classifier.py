@@ -113,12 +113,16 @@ class Classifier:
         self.screen = gates("gate_thresholds")
         self.long_segments = int(meta.get("long_segments") or 0)  # 0: one gate for every length
         self.screen_long = gates("gate_thresholds_long") if self.long_segments else self.screen
+        # and thresholds of their own (full cascade), set on long benign prompts; older artefacts: the short ones
+        self.thresholds_long: dict[str, float] = (
+            dthr("thresholds_long") if self.long_segments and "thresholds_long" in meta else dict(self.thresholds))
         # a text below its gate is judged by stage 2 alone: calibrated gates stay below the no-MiniLM thresholds,
         # so it is not flagged, and its verdict reports thresholds it cannot reach (profiles that keep the defaults
         # agree); should a gate exceed the no-MiniLM threshold, what stage 2 alone would flag is still flagged
-        below = lambda g: {d: max(self.thresholds[d], min(float(g[j]), self.s2_thresholds[d]))  # noqa: E731
-                           for j, d in enumerate(self.domains)}
-        self._below_gate_thr, self._below_gate_thr_long = below(self.screen), below(self.screen_long)
+        below = lambda g, thr: {d: max(thr[d], min(float(g[j]), self.s2_thresholds[d]))  # noqa: E731
+                                for j, d in enumerate(self.domains)}
+        self._below_gate_thr = below(self.screen, self.thresholds)
+        self._below_gate_thr_long = below(self.screen_long, self.thresholds_long)
         self.mix_w2 = float(meta.get("mix_w2", 0.3))
         self.mix3 = np.array(meta.get("mix3", [0.5, 0.25, 0.25]), dtype=np.float32)
         self.max_stage3_segments = int(meta.get("max_stage3_segments", 2))
@@ -265,10 +269,10 @@ class Classifier:
             return {d: 0.0 for d in self.domains}, 1, self.thresholds
         s1, s2, s3 = self.score_segments(segs)
         if s3 is not None:
+            long = self.is_long(len(segs))
             if (s2 >= self.gate(len(segs))).any():
-                return {d: float(s3[j]) for j, d in enumerate(self.domains)}, 3, self.thresholds
-            below = self._below_gate_thr_long if self.is_long(len(segs)) else self._below_gate_thr
-            return {d: float(s2[j]) for j, d in enumerate(self.domains)}, 2, below
+                return {d: float(s3[j]) for j, d in enumerate(self.domains)}, 3, self.thresholds_long if long else self.thresholds
+            return {d: float(s2[j]) for j, d in enumerate(self.domains)}, 2, self._below_gate_thr_long if long else self._below_gate_thr
         if s2 is not None:
             return {d: float(s2[j]) for j, d in enumerate(self.domains)}, 2, self.s2_thresholds
         return {d: float(s1[j]) for j, d in enumerate(self.domains)}, 1, self.s1_thresholds

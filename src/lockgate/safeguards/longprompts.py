@@ -9,9 +9,10 @@ installed.
 
 ``calibration_prompts`` (calibrating): the code corpus's calibration-split chunks joined per package, and
 README chunks of the code corpus's own packages (committed in ``data/benign_readmes.json`` by
-``write_calibration_readmes``), each under requests worded apart from the measuring ones. ``calibrate``
-uses them so that the stage-3 gates and the thresholds see long benign text, which scores higher than
-short text because a long text's score is the max over its 15-57 segments.
+``write_calibration_readmes``), each under requests worded apart from the measuring ones, and long prose
+written for calibration (``data/long_benign_calib.json``, ordinary prompts and hard negatives). ``calibrate``
+uses them to set the long texts' stage-3 gates and thresholds: long benign text scores higher than short
+text because a long text's score is the max over its 15-57 segments.
 
     python -m lockgate.safeguards.longprompts    # rewrites data/benign_readmes.json from the installed packages
 """
@@ -128,7 +129,9 @@ def write_calibration_readmes(out: Path | None = None, n_tokens: int = CALIB_TOK
 def calibration_prompts(in_split, tok=None, n_tokens: int = CALIB_TOKENS) -> list[tuple[str, str]]:
     """(group, text) long benign prompts for calibration: code-corpus chunks whose group ``in_split`` accepts
     (the calibration split's, which the heads never trained on), five at a time per package, and the
-    committed README chunks, each under a request cycled from TRAIN_CODE_ASKS / CALIB_README_ASKS."""
+    committed README chunks, each under a request cycled from TRAIN_CODE_ASKS / CALIB_README_ASKS; then the
+    committed long prose (``data/long_benign_calib.json``: ordinary prompts and hard negatives, the latter
+    grouped ``longcal:prose:hardneg:ID``)."""
     tok = tok or load_tokenizer()
     by_pkg: dict[str, list[str]] = {}
     for i, c in enumerate(load_chunks()):
@@ -142,6 +145,8 @@ def calibration_prompts(in_split, tok=None, n_tokens: int = CALIB_TOKENS) -> lis
                 out.append((f"longcal:code:{pkg}:{j}", f"{TRAIN_CODE_ASKS[len(out) % len(TRAIN_CODE_ASKS)]}\n\n{doc}"))
     for k, c in enumerate(_data_json("benign_readmes.json")["chunks"]):
         out.append((f"longcal:readme:{c['package']}:{k}", f"{CALIB_README_ASKS[k % len(CALIB_README_ASKS)]}\n\n{c['text']}"))
+    for p in _data_json("long_benign_calib.json")["prompts"]:  # written whole, requests included
+        out.append((f"longcal:prose:{p['label']}:{p['id']}", p["text"]))
     return out
 
 

@@ -29,7 +29,9 @@ from .calibrate import (
     GATE_LONG,
     GATE_RECALL,
     HARDNEG_FPR,
-    LONG_FPR,
+    LONG_BENIGN_FPR,
+    LONG_HARDNEG_FPR,
+    LONG_RECALL_SLACK,
     MIX3_CANDIDATES,
     MIX_W2,
     STAGE3_INT8,
@@ -131,16 +133,44 @@ def _save(out_path: Path, arrays: dict, meta: dict) -> None:
     np.savez_compressed(out_path, meta=np.frombuffer(json.dumps(meta, sort_keys=True).encode("utf-8"), dtype=np.uint8), **arrays)
 
 
+WRAPPED_REQUESTS = 400  # calibration positives made of a harmful request after ~250 words of long benign text
+
+
+def wrapped_requests(calib_ex: list[Example], docs: list[str], n: int = WRAPPED_REQUESTS) -> list[Example]:
+    """Long calibration positives: short harmful requests of the calibration split, each after the first ~250
+    words of a long calibration prompt (HarmBench's contextual prompts have this shape: a pasted document,
+    then the ask). The long thresholds may give up only LONG_RECALL_SLACK of these and the long calibration
+    rows, so that long benign text cannot push them above the harmful requests in a long context. They set
+    nothing else (gates, mix and short thresholds stay as the calibration split sets them)."""
+    import random
+
+    reqs = sorted((e for e in calib_ex if e.labels and e.kind == "harmful" and not e.meta.get("aug")
+                   and len(e.text.split()) < 40), key=lambda e: (e.group, e.text))
+    random.Random(0).shuffle(reqs)
+    return [Example(" ".join(docs[i % len(docs)].split()[:250]) + "\n\n" + e.text, e.labels, "longcal:wrapped", "harmful",
+                    group=f"longwrap:{e.group}") for i, e in enumerate(reqs[:n])] if docs else []
+
+
 def _calibrate(arrays: dict, meta: dict, calib_ex: list[Example], *, gate_benign: float, gate_long: float,
-               long_fpr: float | None, int8: bool, progress, log) -> dict:
-    """``calibrate`` with the long benign calibration prompts; returns the calibration part of ``meta['train']``."""
-    long_benign = [text for _, text in calibration_prompts(is_calibration_group)]
-    log(f"long benign calibration prompts: {len(long_benign)}")
-    stats = calibrate(arrays, meta, calib_ex, long_benign=long_benign, gate_benign=gate_benign, gate_long=gate_long,
-                      long_fpr=long_fpr, int8=int8, progress=progress, log=log)
+               long_benign_fpr: float, long_hardneg_fpr: float, long_recall_slack: float, int8: bool, progress,
+               log) -> dict:
+    """``calibrate`` with the long calibration prompts; returns the calibration part of ``meta['train']``."""
+    long = calibration_prompts(is_calibration_group)
+    long_hardneg = [text for g, text in long if ":hardneg:" in g]
+    long_prose = [text for g, text in long if ":prose:benign:" in g]
+    long_benign = [text for g, text in long if ":prose:" not in g]
+    wrapped = wrapped_requests(calib_ex, [text for _, text in long])
+    log(f"long calibration prompts: {len(long_benign)} README/code, {len(long_prose)} prose, {len(long_hardneg)} hard "
+        f"negatives; {len(wrapped)} harmful requests inside long benign text")
+    stats = calibrate(arrays, meta, calib_ex, long_benign=long_benign, long_prose=long_prose, long_hardneg=long_hardneg,
+                      long_positives=[e.text for e in wrapped], long_positive_labels=[e.labels for e in wrapped], gate_benign=gate_benign, gate_long=gate_long,
+                      long_benign_fpr=long_benign_fpr, long_hardneg_fpr=long_hardneg_fpr,
+                      long_recall_slack=long_recall_slack, int8=int8, progress=progress, log=log)
     return {"mix3_candidates": [list(m) for m in MIX3_CANDIDATES], "gate_recall": GATE_RECALL, "gate_benign": gate_benign,
             "gate_long": gate_long, "stage3_precision": "int8" if int8 else "float32",
-            "fpr_budgets": {"hardneg": HARDNEG_FPR, "benign": BENIGN_FPR, "long": long_fpr}, "calibration": stats}
+            "fpr_budgets": {"hardneg": HARDNEG_FPR, "benign": BENIGN_FPR, "long_benign": long_benign_fpr,
+                            "long_hardneg": long_hardneg_fpr}, "long_recall_slack": long_recall_slack,
+            "calibration": stats}
 
 
 def recalibrate(
@@ -150,7 +180,9 @@ def recalibrate(
     *,
     gate_benign: float = GATE_BENIGN,
     gate_long: float = GATE_LONG,
-    long_fpr: float | None = LONG_FPR,
+    long_benign_fpr: float = LONG_BENIGN_FPR,
+    long_hardneg_fpr: float = LONG_HARDNEG_FPR,
+    long_recall_slack: float = LONG_RECALL_SLACK,
     int8: bool = STAGE3_INT8,
     progress: Callable[[str, int, int], None] | None = None,
     log: Callable[[str], None] = lambda m: None,
@@ -158,8 +190,9 @@ def recalibrate(
 ) -> dict:
     """Re-run only the calibration (thresholds, gates, stage-3 mix) of an existing artefact with the current
     constants; the trained weights are kept as they are. What ``train`` would produce for the same weights.
-    ``gate_benign`` / ``gate_long`` trade recall for latency (see ``calibrate.GATE_BENIGN``); ``long_fpr``: FPR
-    budget on long benign prompts for the thresholds (``calibrate.LONG_FPR``); ``int8``: stage 3's precision."""
+    ``gate_benign`` / ``gate_long`` trade recall for latency (see ``calibrate.GATE_BENIGN``); ``long_benign_fpr`` /
+    ``long_hardneg_fpr`` / ``long_recall_slack``: budgets for the long-text thresholds and the recall they may
+    cost (``calibrate.LONG_BENIGN_FPR``, ``LONG_RECALL_SLACK``); ``int8``: stage 3's precision."""
     from .classifier import default_artefact_path, read_artefact
 
     t_start = time.time()
@@ -171,8 +204,10 @@ def recalibrate(
     examples, _ = _separated_training_set(root, cache or EmbeddingCache(progress=progress), log)
     calib_ex = [ex for ex in examples if is_calibration_group(ex.group)]
     log(f"calibration split {len(calib_ex)} rows (grouped)")
-    meta.setdefault("train", {}).update(_calibrate(arrays, meta, calib_ex, gate_benign=gate_benign, gate_long=gate_long,
-                                                   long_fpr=long_fpr, int8=int8, progress=progress, log=log))
+    meta.setdefault("train", {}).update(_calibrate(
+        arrays, meta, calib_ex, gate_benign=gate_benign, gate_long=gate_long, long_benign_fpr=long_benign_fpr,
+        long_hardneg_fpr=long_hardneg_fpr, long_recall_slack=long_recall_slack, int8=int8, progress=progress,
+        log=log))
     _save(out_path, arrays, meta)
     log(f"wrote {out_path} ({out_path.stat().st_size / 1024:.0f} KiB) in {time.time() - t_start:.0f}s")
     return meta
@@ -186,7 +221,9 @@ def train(
     c1: float = 8.0,
     gate_benign: float = GATE_BENIGN,
     gate_long: float = GATE_LONG,
-    long_fpr: float | None = LONG_FPR,
+    long_benign_fpr: float = LONG_BENIGN_FPR,
+    long_hardneg_fpr: float = LONG_HARDNEG_FPR,
+    long_recall_slack: float = LONG_RECALL_SLACK,
     int8: bool = STAGE3_INT8,
     progress: Callable[[str, int, int], None] | None = None,
     log: Callable[[str], None] = lambda m: None,
@@ -258,8 +295,9 @@ def train(
         "gate_thresholds": {d: 2.0 for d in DOMAINS},
     }
 
-    calib_meta = _calibrate(arrays, meta, calib_ex, gate_benign=gate_benign, gate_long=gate_long, long_fpr=long_fpr,
-                            int8=int8, progress=progress, log=log)
+    calib_meta = _calibrate(arrays, meta, calib_ex, gate_benign=gate_benign, gate_long=gate_long,
+                            long_benign_fpr=long_benign_fpr, long_hardneg_fpr=long_hardneg_fpr,
+                            long_recall_slack=long_recall_slack, int8=int8, progress=progress, log=log)
 
     import sklearn
     import torch
