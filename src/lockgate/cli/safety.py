@@ -66,7 +66,7 @@ def train(
     long_recall_slack: Optional[float] = typer.Option(
         None, min=0.0, max=1.0,
         help="Most of the long calibration positives' recall that the long texts' thresholds may give up for "
-             "those budgets (default calibrate.LONG_RECALL_SLACK, 0.02)."),
+             "those budgets (default calibrate.LONG_RECALL_SLACK, 0.01)."),
     int8: bool = typer.Option(
         False, "--int8/--float32",
         help="Stage 3's (MiniLM's) precision at run time; thresholds are set with the same one. int8 about "

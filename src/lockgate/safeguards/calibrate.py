@@ -33,10 +33,11 @@ GATE_LONG = 0.10
 # negatives were flagged (evals/long_v1.jsonl, session 9), each by its one highest segment of 15-57
 LONG_BENIGN_FPR = 0.01
 LONG_HARDNEG_FPR = 0.03
-# ... but a long-text threshold may cost the long calibration positives (mostly role-play-wrapped and
-# payload-split requests) at most this share of their recall: set by the budgets alone, the cyber one rose to
-# 0.95 and held-out role-play attacks succeeded twice as often (docs/safety.md, session 10)
-LONG_RECALL_SLACK = 0.02
+# ... but a long-text threshold may cost the long positives (role-play-wrapped and payload-split rows, harmful
+# requests after long benign text) at most this share of their recall: set by the budgets alone, the cyber one
+# rose to 0.95 and held-out role-play attacks succeeded twice as often; at 0.02 a password-stealing request
+# after pasted code went through (docs/safety.md, session 10)
+LONG_RECALL_SLACK = 0.01
 # stage 3 in dynamic int8: about twice as fast, thresholds set at the same precision; off by default because
 # on the shipped weights it flagged 5 instead of 2 of 200 ordinary long prompts (docs/safety.md, session 8)
 STAGE3_INT8 = False
