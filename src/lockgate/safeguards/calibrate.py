@@ -106,8 +106,9 @@ def calibrate(arrays: dict, meta: dict, calib_ex: list[Example], *, long_benign:
     (``longprompts.calibration_prompts``), each its own group; ``long_prose``: more long benign prompts that
     bound the long thresholds but not the gates (a gate raised for them cost long positives their second
     look, session 10). ``long_positives`` (with ``long_positive_labels``): harmful requests inside long
-    benign text, which only bound how far the long thresholds may rise (``LONG_RECALL_SLACK``). ``gate_benign`` / ``gate_long``: the share of
-    ordinary benign / long benign calibration prompts per domain that may reach MiniLM.
+    benign text, which only bound how far the long thresholds may rise (``LONG_RECALL_SLACK``).
+    ``gate_benign`` / ``gate_long``: the share of ordinary benign / long benign calibration prompts per
+    domain that may reach MiniLM.
     ``long_benign_fpr`` / ``long_hardneg_fpr``: per-domain FPR budgets on them for the long-text thresholds,
     which give up at most ``long_recall_slack`` of the long calibration positives' recall.
     ``int8``: stage 3's precision, stored in ``meta`` so that the run time scores as calibrated."""
@@ -195,8 +196,7 @@ def calibrate(arrays: dict, meta: dict, calib_ex: list[Example], *, long_benign:
             S[i] = clf.score_segments(segs)[2]
             if progress and (i % 200 == 0 or i == len(calib_ex) - 1):
                 progress(f"calibration split (full cascade, mix {mix})", i + 1, len(calib_ex))
-        full = lambda segs_: np.array([clf.score_segments(x)[2] for x in segs_]).reshape(-1, len(DOMAINS))  # noqa: E731
-        S, SL, SH = S * on, full(segs_long) * on_L, full(segs_lhn) * on_H
+        S = S * on
         t = {d: max(_thr(S, j), gate[d]) for j, d in enumerate(DOMAINS)}
         flag = (S >= np.array([t[d] for d in DOMAINS])).any(axis=1)
         tpr, fhn, fbn = rate(flag, haspos), rate(flag, hn_any), rate(flag, bn_any)
@@ -206,15 +206,17 @@ def calibrate(arrays: dict, meta: dict, calib_ex: list[Example], *, long_benign:
         # raise the long thresholds: they would otherwise trade short texts' recall for long texts' (session 10)
         fits = fhn <= 2.2 * HARDNEG_FPR and fbn <= 2.2 * BENIGN_FPR
         if best is None or (fits, tpr) > best[0]:
-            best = ((fits, tpr), mix, S, t, SL, SH)
-    _, MIX3, S3, thr, SL, SH = best
-    # harmful requests inside long benign text: they bound how far the long thresholds may rise, nothing else
+            best = ((fits, tpr), mix, S, t)
+    _, MIX3, S3, thr = best
+    # the long prompts, at the chosen mix; harmful requests inside long benign text (long_positives) bound how
+    # far the long thresholds may rise, and nothing else
     clf.mix3 = np.array(MIX3, dtype=np.float32)
+    full = lambda segs_: np.array([clf.score_segments(x)[2] for x in segs_]).reshape(-1, len(DOMAINS))  # noqa: E731
+    SL, SH = full(segs_long) * on_L, full(segs_lhn) * on_H
     segs_w = [clf._segments([t]) for t in long_positives]
     W2 = np.array([clf.score_segments(x, use_stage3=False)[1] for x in segs_w]).reshape(-1, len(DOMAINS))
-    W3 = np.array([clf.score_segments(x)[2] for x in segs_w]).reshape(-1, len(DOMAINS))
     is_long_W = np.array([len(x) > LONG_SEGMENTS for x in segs_w], dtype=bool)
-    W3 = W3 * gated(W2, is_long_W, gate, gate_l)[:, None]
+    W3 = full(segs_w) * gated(W2, is_long_W, gate, gate_l)[:, None]
     labels_w = np.array([[d in lab for d in DOMAINS] for lab in long_positive_labels], dtype=bool).reshape(-1, len(DOMAINS))
     thr_l, long_log = {}, {}
     for j, d in enumerate(DOMAINS):
