@@ -163,7 +163,8 @@ def _calibrate(arrays: dict, meta: dict, calib_ex: list[Example], *, gate_benign
     log(f"long calibration prompts: {len(long_benign)} README/code, {len(long_prose)} prose, {len(long_hardneg)} hard "
         f"negatives; {len(wrapped)} harmful requests inside long benign text")
     stats = calibrate(arrays, meta, calib_ex, long_benign=long_benign, long_prose=long_prose, long_hardneg=long_hardneg,
-                      long_positives=[e.text for e in wrapped], long_positive_labels=[e.labels for e in wrapped], gate_benign=gate_benign, gate_long=gate_long,
+                      long_positives=[e.text for e in wrapped], long_positive_labels=[e.labels for e in wrapped],
+                      gate_benign=gate_benign, gate_long=gate_long,
                       long_benign_fpr=long_benign_fpr, long_hardneg_fpr=long_hardneg_fpr,
                       long_recall_slack=long_recall_slack, int8=int8, progress=progress, log=log)
     return {"mix3_candidates": [list(m) for m in MIX3_CANDIDATES], "gate_recall": GATE_RECALL, "gate_benign": gate_benign,
