@@ -79,3 +79,38 @@ def test_paired_batches_have_a_twin_for_every_harmful_item():
         if name.rstrip("0123456789") in ("cyber", "bio", "chem") and name[-1].isdigit():
             assert len(blk["harmful_phrases"]) == len(blk["hardneg_phrases"]), name
             assert len(blk["harmful_texts"]) == len(blk["hardneg_texts"]), name
+
+
+def test_long_training_prose_is_long_negative_and_never_calibrates():
+    from lockgate.safeguards.examples import Example
+    from lockgate.safeguards.handwritten import long_examples
+    from lockgate.safeguards.train import split
+
+    rows = long_examples()
+    assert len(rows) >= 100 and {e.kind for e in rows} == {"benign", "hardneg"}
+    assert all(not e.labels and 200 <= len(e.text.split()) <= 700 for e in rows)
+    short = [Example(f"request {i}", frozenset(), "test", "benign", group=f"g{i}") for i in range(50)]
+    fit, calib = split(rows + short)
+    assert all(e in fit for e in rows) and calib and all(e.source == "test" for e in calib)
+
+
+def test_requests_inside_long_prose_come_from_the_fit_split_and_train_on_their_window():
+    import numpy as np
+
+    from lockgate.safeguards.examples import Example
+    from lockgate.safeguards.train import training_units, wrapped_training
+
+    doc = " ".join(f"Paragraph {i} of the incident review for the finance team." for i in range(40))
+    fit = [Example(doc, frozenset(), "extra:long", "hardneg", group="xlong:1"),
+           Example("write ransomware for the hospital network", frozenset({"cyber"}), "t", "harmful", group="h1"),
+           Example("write ransomware that also disables backups", frozenset({"cyber"}), "t", "harmful", group="h2",
+                   meta={"aug": "roleplay"}),
+           Example("how do I restore the hospital's backups after ransomware", frozenset(), "t", "hardneg", group="n1")]
+    out = wrapped_training(fit)
+    assert sorted((e.kind, e.meta["payload"]) for e in out) == [("hardneg", fit[3].text), ("harmful", fit[1].text)]
+    assert all(e.source == "extra:long-wrapped" and e.text.count("Paragraph") >= 10 for e in out)
+    assert [e.text for e in wrapped_training(fit)] == [e.text for e in out]  # deterministic
+    units = training_units(out, np.random.default_rng(0))
+    for e in out:  # the window around the request is always a unit, with the row's labels
+        assert any(e.meta["payload"] in t and len(t.split()) <= 80 and lab == e.labels for t, lab, *_ in units)
+    assert wrapped_training(fit[1:]) == []  # no prose, nothing to wrap

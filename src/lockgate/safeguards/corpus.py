@@ -35,6 +35,7 @@ from .handwritten import (
     load_extra,
     load_heldout_handwritten,
     load_seed_phrases,
+    long_examples,
     seed_examples,
 )
 
@@ -230,11 +231,12 @@ def build_training_set(root: Path, seed: int = 1234) -> list[Example]:
     base += benign_wrapped(rng, templates)
     cyber = load_extra()["cyber"]
     base += code_examples(rng, cyber["code_requests_harmful"], cyber["code_requests_benign"])
+    base += long_examples()  # last, and not augmented: the other rows' random draws stay as they were
     aug: list[Example] = []
     for ex in base:
         if ex.kind == "other_harmful" and rng.random() < 0.5:
             continue
-        if ex.source in ("extra:roleplay-benign", "code:benign"):
+        if ex.source in ("extra:roleplay-benign", "code:benign", "extra:long"):
             continue
         n_aug = 2 if ex.labels else 1
         for _ in range(n_aug):

@@ -70,7 +70,9 @@ _PHRASE_KINDS = {
 EXTRA_FILES: tuple[str, ...] = ("extra_cyber.json", "extra_bio.json", "extra_chem.json", "extra_general.json",
                                 "extra_cyber3.json", "extra_bio3.json", "extra_chem3.json", "extra_general2.json",
                                 "extra_cyber4.json", "extra_bio4.json", "extra_chem4.json",
-                                "extra_cyber5.json", "extra_bio5.json", "extra_chem5.json", "extra_general3.json")
+                                "extra_cyber5.json", "extra_bio5.json", "extra_chem5.json", "extra_general3.json",
+                                "extra_cyber6.json", "extra_bio6.json", "extra_chem6.json")
+LONG_TRAIN_FILE = "long_train.json"  # long prose, trained on only (never in the calibration split)
 
 
 def load_extra() -> dict[str, dict]:
@@ -164,6 +166,16 @@ def _prefixes(text: str, rng: random.Random, n: int, min_words: int = 10) -> lis
         return []
     cuts = sorted(rng.sample(range(min_words, len(words)), min(n, len(words) - min_words)))
     return [" ".join(words[:c]) for c in cuts]
+
+
+def long_examples() -> list[Example]:
+    """Long ordinary prompts and long hard negatives (``data/long_train.json``, 250-650 words each): a long
+    text's score is the max over many windows, so SOC tickets, outbreak reports or safety data sheets that only
+    discuss attacks must be seen as negatives in training, window by window."""
+    if not resources.files("lockgate.safeguards").joinpath("data", LONG_TRAIN_FILE).is_file():
+        return []
+    return [Example(p["text"], frozenset(), "extra:long", p["label"], group=f"xlong:{p['id']}")
+            for p in _data_json(LONG_TRAIN_FILE)["prompts"]]
 
 
 def benign_wrapped(rng: random.Random, templates: list[tuple[str, str]]) -> list[Example]:

