@@ -18,7 +18,7 @@ from lockgate.safeguards.cache import EmbeddingCache
 from lockgate.safeguards.classifier import Classifier
 from lockgate.safeguards.corpus import datasets_root
 from lockgate.safeguards.longprompts import calibration_prompts
-from lockgate.safeguards.train import _separated_training_set, is_calibration_group
+from lockgate.safeguards.train import _separated_training_set, is_calibration_group, split
 
 
 def main() -> None:
@@ -28,7 +28,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=150, help="harmful requests sampled (answers: all)")
     args = ap.parse_args()
     examples, _ = _separated_training_set(datasets_root(args.datasets), EmbeddingCache(), lambda m: None)
-    cal = [e for e in examples if is_calibration_group(e.group)]
+    _, cal = split(examples)
     answers = [e.text for e in cal if e.labels and e.source.startswith("extra:answer")]
     requests = [e.text for e in cal if e.labels and e.kind == "harmful" and not e.meta.get("aug") and len(e.text.split()) < 40]
     random.Random(0).shuffle(requests)
