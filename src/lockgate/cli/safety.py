@@ -72,7 +72,7 @@ def train(
         help="Stage 3's (MiniLM's) precision at run time; thresholds are set with the same one. int8 about "
              "halves stage 3's time on one core, at a measured false-positive cost (docs/safety.md)."),
 ) -> None:
-    """Rebuild the classifier artefact from data (fixed seeds, sorted inputs; ~78 min on 2 cores, see docs/safety.md)."""
+    """Rebuild the classifier artefact from data (fixed seeds, sorted inputs; ~92 min on 2 cores, see docs/safety.md)."""
     from lockgate.safeguards.cache import EmbeddingCache
     from lockgate.safeguards.train import recalibrate
     from lockgate.safeguards.train import train as do_train
