@@ -65,39 +65,36 @@ def test_calibration_prompts_come_from_the_calibration_split_and_not_from_the_me
     assert not [c for c in readmes if c["text"][:200] in measured]
 
 
-def test_calibration_prose_shares_no_passage_with_the_measured_long_prose():
-    """data/long_benign_calib.json sets thresholds; evals/long_v1.jsonl measures them: no 12-word run in common."""
+def _runs(text: str) -> set[tuple[str, ...]]:
+    """Every 12-word run of ``text`` (lower case): a shared run means a copied passage."""
+    w = text.lower().split()
+    return {tuple(w[i : i + 12]) for i in range(len(w) - 11)}
+
+
+def _measured_long_prose() -> list[str]:
     import json
     from pathlib import Path
 
-    from lockgate.safeguards.handwritten import _data_json
+    measured = Path(__file__).resolve().parents[2] / "evals" / "long_v1.jsonl"
+    return [json.loads(line)["text"] for line in measured.read_text().splitlines() if line.strip()]
 
-    def runs(text: str) -> set[tuple[str, ...]]:
-        w = text.lower().split()
-        return {tuple(w[i : i + 12]) for i in range(len(w) - 11)}
+
+def test_calibration_prose_shares_no_passage_with_the_measured_long_prose():
+    """data/long_benign_calib.json sets thresholds; evals/long_v1.jsonl measures them: no 12-word run in common."""
+    from lockgate.safeguards.handwritten import _data_json
 
     prose = _data_json("long_benign_calib.json")["prompts"]
     assert {p["label"] for p in prose} == {"benign", "hardneg"} and len({p["id"] for p in prose}) == len(prose)
-    measured = Path(__file__).resolve().parents[2] / "evals" / "long_v1.jsonl"
-    seen = set().union(*(runs(json.loads(line)["text"]) for line in measured.read_text().splitlines() if line.strip()))
-    assert seen and not any(runs(p["text"]) & seen for p in prose)
+    seen = set().union(*(_runs(t) for t in _measured_long_prose()))
+    assert seen and not any(_runs(p["text"]) & seen for p in prose)
 
 
 def test_long_training_prose_shares_no_passage_with_the_calibration_or_measured_prose():
     """data/long_train.json trains; long_benign_calib.json calibrates; evals/long_v1.jsonl measures."""
-    import json
-    from pathlib import Path
-
     from lockgate.safeguards.handwritten import _data_json
-
-    def runs(text: str) -> set[tuple[str, ...]]:
-        w = text.lower().split()
-        return {tuple(w[i : i + 12]) for i in range(len(w) - 11)}
 
     train = _data_json("long_train.json")["prompts"]
     assert len({p["id"] for p in train}) == len(train)
-    measured = Path(__file__).resolve().parents[2] / "evals" / "long_v1.jsonl"
-    other = [json.loads(line)["text"] for line in measured.read_text().splitlines() if line.strip()]
-    other += [p["text"] for p in _data_json("long_benign_calib.json")["prompts"]]
-    seen = set().union(*(runs(t) for t in other))
-    assert not any(runs(p["text"]) & seen for p in train)
+    other = _measured_long_prose() + [p["text"] for p in _data_json("long_benign_calib.json")["prompts"]]
+    seen = set().union(*(_runs(t) for t in other))
+    assert not any(_runs(p["text"]) & seen for p in train)

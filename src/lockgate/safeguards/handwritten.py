@@ -172,8 +172,6 @@ def long_examples() -> list[Example]:
     """Long ordinary prompts and long hard negatives (``data/long_train.json``, 250-650 words each): a long
     text's score is the max over many windows, so SOC tickets, outbreak reports or safety data sheets that only
     discuss attacks must be seen as negatives in training, window by window."""
-    if not resources.files("lockgate.safeguards").joinpath("data", LONG_TRAIN_FILE).is_file():
-        return []
     return [Example(p["text"], frozenset(), "extra:long", p["label"], group=f"xlong:{p['id']}")
             for p in _data_json(LONG_TRAIN_FILE)["prompts"]]
 
