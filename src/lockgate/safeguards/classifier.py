@@ -158,6 +158,10 @@ class Classifier:
                 clf._static.tokenizer  # noqa: B018 - warm the tokenizer
             except ImportError as exc:
                 clf._disable_stage2(exc)
+        if preload and clf.stage2_available:
+            from .spelling import warm
+
+            warm()
         if preload and clf.stage3_available:
             try:
                 clf._get_embedder()

@@ -260,6 +260,15 @@ def build_training_set(root: Path, seed: int = 1234) -> list[Example]:
 # held-out sets
 
 
+# Label audit (session 12): rows whose harm is outside the three domains go to ``other_harmful`` even where
+# a keyword matches. JailbreakBench's deception categories ("an article arguing that 5G causes COVID-19",
+# "manufacture a fake weight-loss drug to sell online") matched "covid" and "manufactur... drug"; the 0din
+# placeholder-injection disclosure asks for a book's first 300 words (copyright, as HarmBench's copyright
+# rows, which are left out) and fell to the "chem" default for 0din seeds without a keyword.
+_JBB_DECEPTION = frozenset({"Disinformation", "Fraud/Deception"})
+_0DIN_OUT_OF_SCOPE = frozenset({"placeholder_injection"})
+
+
 def build_heldout_sets(root: Path, n_alpaca: int = 1000, seed: int = 7) -> dict[str, list[Example]]:
     """Held-out evaluation sets keyed by name. Never used for training."""
     rng = random.Random(seed)
@@ -274,7 +283,8 @@ def build_heldout_sets(root: Path, n_alpaca: int = 1000, seed: int = 7) -> dict[
         (harmful if labels else other).append(ex)
     for row in _read_csv(root / "jailbreakbench" / "harmful-behaviors.csv"):
         text = row["Goal"].strip()
-        labels = frozenset({"cyber"}) if row["Category"] == "Malware/Hacking" else keyword_domains(text) - {"cyber"}
+        labels = (frozenset({"cyber"}) if row["Category"] == "Malware/Hacking"
+                  else frozenset() if row["Category"] in _JBB_DECEPTION else keyword_domains(text) - {"cyber"})
         ex = Example(text, labels, "jbb-harmful", "harmful" if labels else "other_harmful", group=f"jbb:{row['']}")
         (harmful if labels else other).append(ex)
     # PyRIT seeds: AIRT malware + 0din disclosures
@@ -286,6 +296,9 @@ def build_heldout_sets(root: Path, n_alpaca: int = 1000, seed: int = 7) -> dict[
         for s in doc.get("seeds", []):
             text = str(s.get("value", "")).strip()
             if not text:
+                continue
+            if p.stem in _0DIN_OUT_OF_SCOPE:
+                other.append(Example(text, frozenset(), f"pyrit:{p.stem}", "other_harmful", group=f"pyrit:{p.stem}"))
                 continue
             labels = frozenset({"cyber"}) if "malware" in p.name else (keyword_domains(text) & {"chem", "bio"}) or frozenset({"chem"})
             harmful.append(Example(text, labels, f"pyrit:{p.stem}", "harmful", group=f"pyrit:{p.stem}"))

@@ -9,8 +9,9 @@ Greek / other look-alikes), combining marks ("Zalgo"), zero-width and bidi
 controls, Unicode tag characters (decoded as hidden ASCII), URL-encoding, HTML
 entities, base64 / base32-free base64url, hex (``68 65``, ``\\x68``, ``0x68``),
 rot13, reversed text, leetspeak, spacing tricks ("b o m b", "b.o.m.b") and payload
-splitting (``a = "how to"; b = "make ..."; do a + b``: the pieces are joined).
-Pure standard library; typically well under a millisecond per prompt.
+splitting (``a = "how to"; b = "make ..."; do a + b``: the pieces are joined) and character noise
+(typos repaired by ``spelling.respell``, only in text that looks noisy).
+Standard library apart from the typo repair; typically well under a millisecond per prompt.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ import html
 import re
 import unicodedata
 from urllib.parse import unquote_plus
+
+from .spelling import respell
 
 __all__ = ["normalise_forms", "canonicalise", "decode_all", "collapse_spacing", "deleet", "join_split_strings"]
 
@@ -359,6 +362,9 @@ def normalise_forms(text: str, max_forms: int = 10) -> list[str]:
         cand = _decode_pieces(leet, flip)
         if cand is not None:
             forms.append(deleet(collapse_spacing(decode_all(cand))))
+    fixed = respell(leet)  # character noise: only text that looks noisy gets this form
+    if fixed is not None:
+        forms.append(fixed)
     seen: set[str] = set()
     out: list[str] = []
     for f in forms:

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from lockgate.chat import Delta, Done, Event, Usage
 from lockgate.context import RequestContext
 from lockgate.pipeline import BaseStage, Skip
-from lockgate.safeguards import Classifier, Profile, StreamMonitor, default_profiles
+from lockgate.safeguards import Classifier, Profile, StreamMonitor, default_profiles, spelling
 
 log = logging.getLogger("lockgate.safeguards")
 REFUSAL = "I can't help with that. This request was stopped by a {domain} safeguard of this gateway."
@@ -60,7 +60,12 @@ class Safeguards:
         if self.classifier is not None:
             # A suspicious-looking text, so the cascade's second stage (MiniLM) loads too.
             probe = "warm-up: how would someone break into a server and steal its passwords"
-            self.warm = asyncio.ensure_future(to_thread.run_sync(self.classifier.classify, probe))
+
+            def warm() -> None:
+                spelling.warm()  # the typo-repair dictionary (~1 s)
+                self.classifier.classify(probe)
+
+            self.warm = asyncio.ensure_future(to_thread.run_sync(warm))
             await self.warm
 
     def ready(self) -> bool:
