@@ -24,7 +24,7 @@ import re
 import unicodedata
 from urllib.parse import unquote_plus
 
-from .spelling import respell
+from .spelling import resegment, respell
 
 __all__ = ["normalise_forms", "canonicalise", "decode_all", "collapse_spacing", "deleet", "join_split_strings"]
 
@@ -365,6 +365,10 @@ def normalise_forms(text: str, max_forms: int = 10) -> list[str]:
     fixed = respell(leet)  # character noise: only text that looks noisy gets this form
     if fixed is not None:
         forms.append(fixed)
+    # joining spaced-out letters ("a h.o.u.s.e r.e.m.o.t.e.l.y") runs words together: split the joins
+    split = resegment(leet, decoded) if _SPACED_RE.search(decoded) else None
+    if split is not None:
+        forms.append(split)
     seen: set[str] = set()
     out: list[str] = []
     for f in forms:

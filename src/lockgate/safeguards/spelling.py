@@ -5,6 +5,10 @@ half-survives it, the token-based stages do not. :func:`respell` maps each word 
 nearest known one (SymSpell: edit distance 1 for words of under 6 letters, else 2), and only in text that
 looks noisy, so ordinary prompts, code and long documents are left alone at the cost of a set lookup per word.
 
+:func:`resegment` splits the run-together words that joining spaced-out letters leaves ("s e a r c h e s
+for and e x f i l t r a t e s p a s s w o r d s" joins to "exfiltratespasswords"); the normalisation calls
+it only on text that had spacing tricks.
+
 Known words: the whole words of the MiniLM WordPiece vocabulary (the tokenizer stages 2 and 3 use) plus
 the words of the shipped training phrases, so "keylogger", "ricin" and "pseudoephedrine" are known.
 """
@@ -18,7 +22,7 @@ import threading
 from collections import Counter
 from importlib import resources
 
-__all__ = ["respell", "warm"]
+__all__ = ["respell", "resegment", "warm"]
 
 log = logging.getLogger("lockgate.safeguards")
 
@@ -39,7 +43,10 @@ def _build():
 
     from .static import load_tokenizer
 
-    counts = {w: 1 for w in load_tokenizer().get_vocab() if w.isalpha() and len(w) >= 3}
+    # in token-id order: `get_vocab()`'s order changes from process to process, and SymSpell breaks ties
+    # between equally near, equally counted words by insertion order
+    vocab = sorted(load_tokenizer().get_vocab().items(), key=lambda kv: kv[1])
+    counts = {w: 1 for w, _ in vocab if w.isalpha() and len(w) >= 3}
     in_data: Counter[str] = Counter()
     data = resources.files("lockgate.safeguards").joinpath("data")
     for p in sorted(data.iterdir(), key=lambda p: p.name):
@@ -98,3 +105,33 @@ def _nearest(word: str) -> str | None:
 
     hits = _speller()[0].lookup(word, Verbosity.TOP, max_edit_distance=1 if len(word) < 6 else 2)
     return hits[0].term if hits else None
+
+
+def resegment(text: str, before: str = "") -> str | None:
+    """``text`` with unknown words of 6+ letters split into known ones ("ahouseremotelybeforei" -> "a house
+    remotely before i"), or None when no word splits. Words already in ``before`` (the text before its
+    spaced-out letters were joined) are left alone: "secretsdump" or "argparse" in code is not a join."""
+    if _speller() is None:
+        return None
+    seen = {w.lower() for w in _WORD.findall(before)}
+    changed = False
+
+    def fix(m: re.Match[str]) -> str:
+        nonlocal changed
+        w = m.group(0).lower()
+        parts = None if len(w) < 6 or w in seen or w in _speller()[1] else _split(w)
+        changed |= parts is not None
+        return parts or m.group(0)
+
+    out = _WORD.sub(fix, text)
+    return out if changed else None
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _split(word: str) -> str | None:
+    speller, known = _speller()
+    parts = speller.word_segmentation(word, max_edit_distance=0).corrected_string.split()
+    # every piece of three letters or more must be a known word (one- and two-letter pieces: "a", "i", "my")
+    if len(parts) < 2 or any(len(p) >= 3 and p not in known for p in parts):
+        return None
+    return " ".join(parts)
