@@ -87,7 +87,7 @@ def respell(text: str) -> str | None:
     built = _speller()
     if built is None:
         return None
-    speller, known = built
+    known = built[1]
     unknown = sum(t.lower() not in known for t in toks)
     if unknown < MIN_UNKNOWN or unknown < MIN_UNKNOWN_SHARE * len(toks):
         return None
@@ -111,15 +111,16 @@ def resegment(text: str, before: str = "") -> str | None:
     """``text`` with unknown words of 6+ letters split into known ones ("ahouseremotelybeforei" -> "a house
     remotely before i"), or None when no word splits. Words already in ``before`` (the text before its
     spaced-out letters were joined) are left alone: "secretsdump" or "argparse" in code is not a join."""
-    if _speller() is None:
+    built = _speller()
+    if built is None:
         return None
-    seen = {w.lower() for w in _WORD.findall(before)}
+    known, seen = built[1], {w.lower() for w in _WORD.findall(before)}
     changed = False
 
     def fix(m: re.Match[str]) -> str:
         nonlocal changed
         w = m.group(0).lower()
-        parts = None if len(w) < 6 or w in seen or w in _speller()[1] else _split(w)
+        parts = None if len(w) < 6 or w in seen or w in known else _split(w)
         changed |= parts is not None
         return parts or m.group(0)
 
