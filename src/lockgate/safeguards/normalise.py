@@ -10,7 +10,8 @@ controls, Unicode tag characters (decoded as hidden ASCII), URL-encoding, HTML
 entities, base64 / base32-free base64url, hex (``68 65``, ``\\x68``, ``0x68``),
 rot13, reversed text, leetspeak, spacing tricks ("b o m b", "b.o.m.b") and payload
 splitting (``a = "how to"; b = "make ..."; do a + b``: the pieces are joined) and character noise
-(typos repaired by ``spelling.respell``, only in text that looks noisy).
+(typos repaired by ``spelling.respell``, only in text that looks noisy; words that joining spaced-out
+letters ran together split again by ``spelling.resegment``).
 Standard library apart from the typo repair; typically well under a millisecond per prompt.
 """
 
