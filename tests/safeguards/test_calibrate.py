@@ -219,3 +219,24 @@ def test_wrapped_requests_are_scored_as_long_positives_and_reported():
         assert st[d]["wrapped_tpr"] == 1.0  # each request alone is flagged; after the newsletter too
     c = Classifier(arrays, meta)
     assert all(c.is_long(len(c._segments([e.text]))) and c.classify(e.text).flagged for e in wrapped)
+
+
+def test_calibration_does_not_depend_on_the_thresholds_meta_came_with():
+    # `train` calibrates from placeholder thresholds, `--calibrate-only` from the previous calibration's; stage 3
+    # runs on a long text's segments ranked against the no-MiniLM thresholds, so stale ones used to change the
+    # long texts' scores and with them the long thresholds (session 13). Long texts here mix a harmful request
+    # with hard negatives of other domains, so that the ranking decides which segments MiniLM sees.
+    filler = " ".join(HARDNEG * 2)
+    long_pos = [f"{filler} {text} {filler}" for _, text in HARMFUL]
+    split = _split() + [Example(t, frozenset({d}), "test", "harmful", group=f"l{i}")
+                        for i, ((d, _), t) in enumerate(zip(HARMFUL, long_pos))]
+    arrays, meta = read_artefact()
+    stale = dict(meta)
+    for key in ("s1_thresholds", "s2_thresholds", "thresholds", "thresholds_long"):
+        stale[key] = {d: (1e-3 if d == "cyber" else 0.95) for d in DOMAINS}  # ranks by cyber alone
+    fresh = dict(meta)
+    st_fresh = calibrate(arrays, fresh, split, long_positives=long_pos, long_positive_labels=[frozenset({d}) for d, _ in HARMFUL])
+    st_stale = calibrate(arrays, stale, split, long_positives=long_pos, long_positive_labels=[frozenset({d}) for d, _ in HARMFUL])
+    for key in ("thresholds", "thresholds_long", "s2_thresholds", "gate_thresholds", "gate_thresholds_long", "mix3"):
+        assert stale[key] == fresh[key], key
+    assert st_stale == st_fresh

@@ -172,6 +172,10 @@ def calibrate(arrays: dict, meta: dict, calib_ex: list[Example], *, long_benign:
                    if name == "long" else "") + " to MiniLM")
     meta["gate_thresholds"], meta["gate_thresholds_long"], meta["long_segments"] = gate, gate_l, LONG_SEGMENTS
     meta["screen_thresholds"] = gate  # older name, read by `lockgate safety train`'s summary
+    # stage 3 runs on a long text's segments ranked against the no-MiniLM thresholds, so the full-cascade scores
+    # below must see this calibration's, not those ``meta`` came with (``train``'s placeholders, or the previous
+    # calibration's in ``--calibrate-only``): the two paths gave different long chem thresholds (session 13)
+    meta["s1_thresholds"], meta["s2_thresholds"] = s1_thr, s2_thr
     clf = Classifier(dict(arrays), meta)
     # below its gate a text is never flagged (the run time reports thresholds it cannot reach), so its decision
     # score here is 0; above it, its full-cascade score
