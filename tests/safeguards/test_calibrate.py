@@ -234,9 +234,9 @@ def test_calibration_does_not_depend_on_the_thresholds_meta_came_with():
     stale = dict(meta)
     for key in ("s1_thresholds", "s2_thresholds", "thresholds", "thresholds_long"):
         stale[key] = {d: (1e-3 if d == "cyber" else 0.95) for d in DOMAINS}  # ranks by cyber alone
-    fresh = dict(meta)
-    st_fresh = calibrate(arrays, fresh, split, long_positives=long_pos, long_positive_labels=[frozenset({d}) for d, _ in HARMFUL])
-    st_stale = calibrate(arrays, stale, split, long_positives=long_pos, long_positive_labels=[frozenset({d}) for d, _ in HARMFUL])
+    fresh, labels = dict(meta), [frozenset({d}) for d, _ in HARMFUL]
+    st_fresh = calibrate(arrays, fresh, split, long_positives=long_pos, long_positive_labels=labels)
+    st_stale = calibrate(arrays, stale, split, long_positives=long_pos, long_positive_labels=labels)
     for key in ("thresholds", "thresholds_long", "s2_thresholds", "gate_thresholds", "gate_thresholds_long", "mix3"):
         assert stale[key] == fresh[key], key
     assert st_stale == st_fresh

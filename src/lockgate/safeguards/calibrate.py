@@ -292,5 +292,5 @@ def calibrate(arrays: dict, meta: dict, calib_ex: list[Example], *, long_benign:
     }
     log(f"calibration split overall: {json.dumps(stats['overall'])}")
 
-    meta.update({"thresholds": thr, "thresholds_long": thr_l, "s2_thresholds": s2_thr, "s1_thresholds": s1_thr})
+    meta.update({"thresholds": thr, "thresholds_long": thr_l})
     return stats
