@@ -1,6 +1,6 @@
 """Latency benchmark for the safety classifier (prints a table; not a test).
 
-    python bench/safety.py [--repeat 200] [--threads 2]
+    python bench/safety.py [--repeat 200] [--threads 2] [--workers 2] [--concurrency 1,2,4]
 
 Measures Classifier.load(), the first call that needs stage 3 (MiniLM lazy load), and
 p50/p95 of ``classify`` on ~512-token prompts (ordinary benign, hard negative, harmful),
@@ -16,6 +16,11 @@ library's modules. Each prompt is
 classified once (the stage-2 word cache is warm only for words seen before, as in a server), and the
 table gives p50/p95, the share that reached MiniLM and the share flagged. ``--traffic-file JSONL`` adds
 the rows of a labelled file as more kinds, one per label (``--traffic 0`` leaves the built-in kinds out).
+
+``--workers`` sets how many stage-3 forwards run at once (``LOCKGATE_SAFETY_WORKERS``; default: CPUs /
+torch threads), so a text's two MiniLM segments run side by side on two cores. ``--concurrency`` runs the
+harmful 512-token prompt from that many threads at once, as a server's concurrent requests would, and
+prints each call's p50 and the classifications per second.
 """
 
 from __future__ import annotations
@@ -71,8 +76,12 @@ def main() -> None:
     ap.add_argument("--traffic-file", action="append", default=[], metavar="JSONL",
                     help="more traffic: {\"text\", \"label\"} rows, one kind per file and label (e.g. evals/long_v1.jsonl)")
     ap.add_argument("--artefact", default=None, help="classifier artefact (default: the shipped one)")
+    ap.add_argument("--workers", type=int, default=0, help="stage-3 forwards at once (default: CPUs / threads)")
+    ap.add_argument("--concurrency", default="1,2,4", help="caller threads for the concurrency table ('' to skip)")
     args = ap.parse_args()
     os.environ["LOCKGATE_SAFETY_THREADS"] = str(args.threads)
+    if args.workers:
+        os.environ["LOCKGATE_SAFETY_WORKERS"] = str(args.workers)
 
     t = time.perf_counter()
     from lockgate.safeguards import Classifier
@@ -111,7 +120,10 @@ def main() -> None:
             rows.append(timed(c, f"{name} [{label}]", cases[name]))
 
     precision = "int8" if clf.meta.get("stage3_int8") else "float32"
-    print(f"torch threads: {args.threads}   cpu count: {os.cpu_count()}   repeat: {args.repeat}   stage 3: {precision}")
+    from lockgate.safeguards.embed import safety_workers
+
+    print(f"torch threads: {args.threads}   stage-3 workers: {safety_workers()}   cpu count: {os.cpu_count()}   "
+          f"repeat: {args.repeat}   stage 3: {precision}")
     print(f"Classifier.load(): {load_ms:.0f} ms; first classify() of the harmful 512-token prompt (stage {first.stage}; "
           f"incl. tokenizer{' + MiniLM' if first.stage == 3 else ''} load): {first_ms:.0f} ms (flagged={first.flagged})")
     print()
@@ -120,8 +132,34 @@ def main() -> None:
     print("-" * len(hdr))
     for name, ntok, stage, flagged, dom, p50, p95 in rows:
         print(f"{name:<40}{ntok:>8}{stage:>7}{str(flagged):>9}{dom:>8}{p50:>9.1f}{p95:>9.1f}")
+    if args.concurrency:
+        _concurrency(clf, cases["harmful (512 tok)"], [int(c) for c in args.concurrency.split(",")], args.repeat)
     if args.traffic or args.traffic_file:
         _traffic(clf, tok, args.traffic, args.traffic_file)
+
+
+def _concurrency(clf, text: str, levels: list[int], repeat: int) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    print()
+    print("the harmful 512-token prompt (stage 3) from concurrent callers, each classifying it REPEAT times:")
+    hdr = f"{'callers':>8}{'calls':>8}{'p50 ms':>9}{'p95 ms':>9}{'per second':>12}"
+    print(hdr)
+    print("-" * len(hdr))
+    for n in levels:
+        def caller(_: int) -> list[float]:
+            lat = []
+            for _ in range(repeat):
+                t = time.perf_counter()
+                clf.classify(text)
+                lat.append((time.perf_counter() - t) * 1000)
+            return lat
+
+        t0 = time.perf_counter()
+        with ThreadPoolExecutor(n) as ex:
+            lat = [x for xs in ex.map(caller, range(n)) for x in xs]
+        wall = time.perf_counter() - t0
+        print(f"{n:>8}{len(lat):>8}{statistics.median(lat):>9.1f}{_pct(lat, 95):>9.1f}{len(lat) / wall:>12.1f}")
 
 
 def _traffic(clf, tok, n: int, files: list[str]) -> None:

@@ -81,6 +81,23 @@ def test_an_int8_calibration_is_recorded_and_scored_in_int8():
     assert not any(recal.classify(t).flagged for t in HARDNEG + BENIGN)
 
 
+def test_the_hard_negative_budget_sets_the_operating_point():
+    arrays, meta = read_artefact()
+    loose, strict = dict(meta), dict(meta)
+    # the harmful prompts also labelled hard negatives (a contrived split), so that the hard-negative budget,
+    # not the benign one, decides how low each threshold may go
+    split = _split() + [Example(t, frozenset(), "test", "hardneg", group=f"x{i}") for i, (_, t) in enumerate(HARMFUL)]
+    calibrate(arrays, loose, split, hardneg_fpr=1.0)
+    calibrate(arrays, strict, split, hardneg_fpr=0.0)
+    assert all(strict["thresholds"][d] >= loose["thresholds"][d] for d in DOMAINS)
+    assert any(strict["thresholds"][d] > loose["thresholds"][d] for d in DOMAINS)
+    # a zero budget raises the thresholds as far as they go (0.95), so fewer of the contrived hard negatives
+    # are flagged; with the whole budget every one of them is
+    n_loose = sum(Classifier(arrays, loose).classify(t).flagged for _, t in HARMFUL)
+    n_strict = sum(Classifier(arrays, strict).classify(t).flagged for _, t in HARMFUL)
+    assert n_loose == len(HARMFUL) and n_strict < n_loose
+
+
 def test_a_smaller_gate_budget_never_lowers_a_gate():
     arrays, meta = read_artefact()
     wide, narrow = dict(meta), dict(meta)

@@ -47,6 +47,15 @@ def train(
         None, "--calibrate-only", metavar="ARTEFACT",
         help="Keep ARTEFACT's trained weights and only re-set its thresholds, stage-3 gates and mix on the calibration "
              "split (minutes instead of about an hour); writes --out, default ARTEFACT itself."),
+    hardneg_fpr: Optional[float] = typer.Option(
+        None, min=0.0, max=1.0,
+        help="The operating point: per-domain share of the calibration split's hard negatives (benign prompts in "
+             "the three domains, counted per phrase) that the thresholds may flag (default calibrate.HARDNEG_FPR, "
+             "0.03). Higher catches more and refuses more legitimate security, biology and chemistry questions."),
+    benign_fpr: Optional[float] = typer.Option(
+        None, min=0.0, max=1.0,
+        help="Per-domain share of the calibration split's ordinary benign prompts that the thresholds may flag "
+             "(default calibrate.BENIGN_FPR, 0.005)."),
     gate_benign: Optional[float] = typer.Option(
         None, min=0.001, max=1.0,
         help="Share of ordinary benign calibration prompts per domain that may reach MiniLM (stage 3; default "
@@ -84,7 +93,7 @@ def train(
         bar = _Bar(prog)
         kw = dict(progress=bar, log=lambda m: prog.console.print(m, markup=False), cache=EmbeddingCache(cache, progress=bar) if cache else None)
         # options left unset keep the calibrate module's defaults
-        kw.update({k: v for k, v in (("gate_benign", gate_benign), ("gate_long", gate_long),
+        kw.update({k: v for k, v in (("hardneg_fpr", hardneg_fpr), ("benign_fpr", benign_fpr), ("gate_benign", gate_benign), ("gate_long", gate_long),
                                      ("long_benign_fpr", long_benign_fpr), ("long_hardneg_fpr", long_hardneg_fpr),
                                      ("long_recall_slack", long_recall_slack))
                    if v is not None}, int8=int8)

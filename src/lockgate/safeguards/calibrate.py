@@ -96,7 +96,8 @@ def long_threshold(t: float, benign: np.ndarray, hardneg: np.ndarray, pos: np.nd
 
 def calibrate(arrays: dict, meta: dict, calib_ex: list[Example], *, long_benign: list[str] = (),
               long_prose: list[str] = (), long_hardneg: list[str] = (), long_positives: list[str] = (),
-              long_positive_labels: list[frozenset[str]] = (), gate_benign: float = GATE_BENIGN, gate_long: float = GATE_LONG,
+              long_positive_labels: list[frozenset[str]] = (), hardneg_fpr: float = HARDNEG_FPR,
+              benign_fpr: float = BENIGN_FPR, gate_benign: float = GATE_BENIGN, gate_long: float = GATE_LONG,
               long_benign_fpr: float = LONG_BENIGN_FPR, long_hardneg_fpr: float = LONG_HARDNEG_FPR,
               long_recall_slack: float = LONG_RECALL_SLACK, int8: bool = STAGE3_INT8,
               progress: Callable[[str, int, int], None] | None = None,
@@ -107,6 +108,8 @@ def calibrate(arrays: dict, meta: dict, calib_ex: list[Example], *, long_benign:
     bound the long thresholds but not the gates (a gate raised for them cost long positives their second
     look, session 10). ``long_positives`` (with ``long_positive_labels``): harmful requests inside long
     benign text, which only bound how far the long thresholds may rise (``LONG_RECALL_SLACK``).
+    ``hardneg_fpr`` / ``benign_fpr``: per-domain FPR budgets (per group) on the calibration split's hard
+    negatives / ordinary benign prompts, which set the thresholds: the operating point.
     ``gate_benign`` / ``gate_long``: the share of ordinary benign / long benign calibration prompts per
     domain that may reach MiniLM.
     ``long_benign_fpr`` / ``long_hardneg_fpr``: per-domain FPR budgets on them for the long-text thresholds,
@@ -143,7 +146,7 @@ def calibrate(arrays: dict, meta: dict, calib_ex: list[Example], *, long_benign:
         hn = (kinds == "hardneg") & ~pos
         bn = (kinds == "benign") & ~pos
         t = max([0.0] + [_threshold_at_fpr(S[m, j], fpr, per_group(groups[m]))
-                         for m, fpr in ((hn, HARDNEG_FPR), (bn, BENIGN_FPR)) if m.any()])
+                         for m, fpr in ((hn, hardneg_fpr), (bn, benign_fpr)) if m.any()])
         return float(np.clip(t, 0.2, 0.95))
 
     def rate(flag: np.ndarray, mask: np.ndarray) -> float:  # share of groups' weight flagged
@@ -208,7 +211,7 @@ def calibrate(arrays: dict, meta: dict, calib_ex: list[Example], *, long_benign:
         # per-domain budgets fix each domain's FPR; across domains they can add up, so a mix must also keep
         # the any-domain rates near the budgets' sum to be chosen. The mix is chosen before the long prompts
         # raise the long thresholds: they would otherwise trade short texts' recall for long texts' (session 10)
-        fits = fhn <= 2.2 * HARDNEG_FPR and fbn <= 2.2 * BENIGN_FPR
+        fits = fhn <= 2.2 * hardneg_fpr and fbn <= 2.2 * benign_fpr
         if best is None or (fits, tpr) > best[0]:
             best = ((fits, tpr), mix, S, t)
     _, MIX3, S3, thr = best

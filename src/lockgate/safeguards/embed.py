@@ -10,20 +10,46 @@ from __future__ import annotations
 
 import os
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-__all__ = ["MiniLM", "get_minilm", "safety_threads", "EMBED_DIM"]
+__all__ = ["MiniLM", "get_minilm", "minilm_pool", "safety_threads", "safety_workers", "EMBED_DIM"]
 
 EMBED_DIM = 384
 _LOCK = threading.Lock()
 _INSTANCE: "MiniLM | None" = None
+_POOL: ThreadPoolExecutor | None = None
 
 
 def safety_threads() -> int:
     """Torch intra-op threads for MiniLM (``LOCKGATE_SAFETY_THREADS``, default 1: robust under load, a server
     scales by concurrent requests instead)."""
     return int(os.environ.get("LOCKGATE_SAFETY_THREADS", "0")) or 1
+
+
+def safety_workers() -> int:
+    """How many stage-3 MiniLM forwards may run at once in this process (``LOCKGATE_SAFETY_WORKERS``; default:
+    the CPUs this process may use divided by ``safety_threads()``, so that workers x threads fill the cores
+    without over-subscribing them)."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return int(os.environ.get("LOCKGATE_SAFETY_WORKERS", "0")) or max(1, cpus // safety_threads())
+
+
+def minilm_pool() -> ThreadPoolExecutor:
+    """Process-wide pool that runs stage 3's forwards: a text's segments run side by side on an idle machine,
+    and under load at most ``safety_workers()`` forwards share the cores, however many requests wait."""
+    global _POOL
+    if _POOL is None:
+        with _LOCK:
+            if _POOL is None:
+                import torch
+
+                threads = safety_threads()
+                # each worker thread sets its own intra-op thread count (OpenMP keeps it per thread)
+                _POOL = ThreadPoolExecutor(safety_workers(), thread_name_prefix="lockgate-minilm",
+                                           initializer=lambda: torch.set_num_threads(threads))
+    return _POOL
 
 
 class MiniLM:
@@ -49,8 +75,8 @@ class MiniLM:
         self.tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
         self.tokenizer.no_padding()
         self.tokenizer.enable_truncation(max_length=max_tokens)
+        # eval-mode forwards change no module state, so threads share the model without a lock
         self.model = BertModel.from_pretrained(str(path), local_files_only=True).eval()
-        self._infer_lock = threading.Lock()
 
     def encode(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
         """Sentence embeddings: mean pooling + L2 norm, as sentence-transformers computes them."""
@@ -76,7 +102,7 @@ class MiniLM:
                 mask[j, : len(e.ids)] = 1
             ids_t = torch.from_numpy(ids)
             mask_t = torch.from_numpy(mask)
-            with self._infer_lock, torch.inference_mode():
+            with torch.inference_mode():
                 hidden = model(input_ids=ids_t, attention_mask=mask_t).last_hidden_state
                 m = mask_t.unsqueeze(-1).to(hidden.dtype)
                 vec = (hidden * m).sum(1) / m.sum(1).clamp(min=1e-9)

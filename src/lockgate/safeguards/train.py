@@ -188,7 +188,8 @@ def wrapped_requests(calib_ex: list[Example], docs: list[str], n: int = WRAPPED_
                     group=f"longwrap:{e.group}") for i, e in enumerate(reqs[:n])] if docs else []
 
 
-def _calibrate(arrays: dict, meta: dict, calib_ex: list[Example], *, gate_benign: float, gate_long: float,
+def _calibrate(arrays: dict, meta: dict, calib_ex: list[Example], *, hardneg_fpr: float, benign_fpr: float,
+               gate_benign: float, gate_long: float,
                long_benign_fpr: float, long_hardneg_fpr: float, long_recall_slack: float, int8: bool, progress,
                log) -> dict:
     """``calibrate`` with the long calibration prompts; returns the calibration part of ``meta['train']``."""
@@ -201,12 +202,12 @@ def _calibrate(arrays: dict, meta: dict, calib_ex: list[Example], *, gate_benign
         f"negatives; {len(wrapped)} harmful requests inside long benign text")
     stats = calibrate(arrays, meta, calib_ex, long_benign=long_benign, long_prose=long_prose, long_hardneg=long_hardneg,
                       long_positives=[e.text for e in wrapped], long_positive_labels=[e.labels for e in wrapped],
-                      gate_benign=gate_benign, gate_long=gate_long,
+                      hardneg_fpr=hardneg_fpr, benign_fpr=benign_fpr, gate_benign=gate_benign, gate_long=gate_long,
                       long_benign_fpr=long_benign_fpr, long_hardneg_fpr=long_hardneg_fpr,
                       long_recall_slack=long_recall_slack, int8=int8, progress=progress, log=log)
     return {"mix3_candidates": [list(m) for m in MIX3_CANDIDATES], "gate_recall": GATE_RECALL, "gate_benign": gate_benign,
             "gate_long": gate_long, "stage3_precision": "int8" if int8 else "float32",
-            "fpr_budgets": {"hardneg": HARDNEG_FPR, "benign": BENIGN_FPR, "long_benign": long_benign_fpr,
+            "fpr_budgets": {"hardneg": hardneg_fpr, "benign": benign_fpr, "long_benign": long_benign_fpr,
                             "long_hardneg": long_hardneg_fpr}, "long_recall_slack": long_recall_slack,
             "calibration": stats}
 
@@ -216,6 +217,8 @@ def recalibrate(
     datasets: str | Path | None = None,
     out: str | Path | None = None,
     *,
+    hardneg_fpr: float = HARDNEG_FPR,
+    benign_fpr: float = BENIGN_FPR,
     gate_benign: float = GATE_BENIGN,
     gate_long: float = GATE_LONG,
     long_benign_fpr: float = LONG_BENIGN_FPR,
@@ -228,6 +231,7 @@ def recalibrate(
 ) -> dict:
     """Re-run only the calibration (thresholds, gates, stage-3 mix) of an existing artefact with the current
     constants; the trained weights are kept as they are. What ``train`` would produce for the same weights.
+    ``hardneg_fpr`` / ``benign_fpr``: the short texts' FPR budgets, the operating point (``calibrate.HARDNEG_FPR``);
     ``gate_benign`` / ``gate_long`` trade recall for latency (see ``calibrate.GATE_BENIGN``); ``long_benign_fpr`` /
     ``long_hardneg_fpr`` / ``long_recall_slack``: budgets for the long-text thresholds and the recall they may
     cost (``calibrate.LONG_BENIGN_FPR``, ``LONG_RECALL_SLACK``); ``int8``: stage 3's precision."""
@@ -243,7 +247,7 @@ def recalibrate(
     _, calib_ex = split(examples)
     log(f"calibration split {len(calib_ex)} rows (grouped)")
     meta.setdefault("train", {}).update(_calibrate(
-        arrays, meta, calib_ex, gate_benign=gate_benign, gate_long=gate_long, long_benign_fpr=long_benign_fpr,
+        arrays, meta, calib_ex, hardneg_fpr=hardneg_fpr, benign_fpr=benign_fpr, gate_benign=gate_benign, gate_long=gate_long, long_benign_fpr=long_benign_fpr,
         long_hardneg_fpr=long_hardneg_fpr, long_recall_slack=long_recall_slack, int8=int8, progress=progress,
         log=log))
     _save(out_path, arrays, meta)
@@ -257,6 +261,8 @@ def train(
     *,
     bits: int = DEFAULT_BITS,
     c1: float = 8.0,
+    hardneg_fpr: float = HARDNEG_FPR,
+    benign_fpr: float = BENIGN_FPR,
     gate_benign: float = GATE_BENIGN,
     gate_long: float = GATE_LONG,
     long_benign_fpr: float = LONG_BENIGN_FPR,
@@ -334,7 +340,7 @@ def train(
         "gate_thresholds": {d: 2.0 for d in DOMAINS},
     }
 
-    calib_meta = _calibrate(arrays, meta, calib_ex, gate_benign=gate_benign, gate_long=gate_long,
+    calib_meta = _calibrate(arrays, meta, calib_ex, hardneg_fpr=hardneg_fpr, benign_fpr=benign_fpr, gate_benign=gate_benign, gate_long=gate_long,
                             long_benign_fpr=long_benign_fpr, long_hardneg_fpr=long_hardneg_fpr,
                             long_recall_slack=long_recall_slack, int8=int8, progress=progress, log=log)
 
