@@ -47,6 +47,12 @@ def _split() -> list[Example]:
     return rows
 
 
+def _split_with_harmful_as(kind: str) -> list[Example]:
+    """A contrived split: the harmful prompts once more, labelled ``kind`` (a negative kind), so that negatives
+    score as high as the positives and that kind's budget decides."""
+    return _split() + [Example(t, frozenset(), "test", kind, group=f"x{i}") for i, (_, t) in enumerate(HARMFUL)]
+
+
 def test_threshold_at_fpr_counts_groups_not_rows():
     scores = np.array([0.9, 0.9, 0.9, 0.9, 0.1, 0.2, 0.3, 0.4])
     groups = np.array(["a", "a", "a", "a", "b", "c", "d", "e"])  # one phrase in four framings, four other phrases
@@ -84,9 +90,7 @@ def test_an_int8_calibration_is_recorded_and_scored_in_int8():
 def test_the_hard_negative_budget_sets_the_operating_point():
     arrays, meta = read_artefact()
     loose, strict = dict(meta), dict(meta)
-    # the harmful prompts also labelled hard negatives (a contrived split), so that the hard-negative budget,
-    # not the benign one, decides how low each threshold may go
-    split = _split() + [Example(t, frozenset(), "test", "hardneg", group=f"x{i}") for i, (_, t) in enumerate(HARMFUL)]
+    split = _split_with_harmful_as("hardneg")  # the hard-negative budget, not the benign one, decides
     calibrate(arrays, loose, split, hardneg_fpr=1.0)
     calibrate(arrays, strict, split, hardneg_fpr=0.0)
     assert all(strict["thresholds"][d] >= loose["thresholds"][d] for d in DOMAINS)
@@ -101,9 +105,7 @@ def test_the_hard_negative_budget_sets_the_operating_point():
 def test_a_smaller_gate_budget_never_lowers_a_gate():
     arrays, meta = read_artefact()
     wide, narrow = dict(meta), dict(meta)
-    # the harmful prompts also labelled ordinary benign (a contrived split), so that benign prompts score as
-    # high as the positives and the benign budget, not the recall target, sets the gates
-    split = _split() + [Example(t, frozenset(), "test", "benign", group=f"x{i}") for i, (_, t) in enumerate(HARMFUL)]
+    split = _split_with_harmful_as("benign")  # the benign budget, not the recall target, sets the gates
     calibrate(arrays, wide, split, gate_benign=0.5)
     calibrate(arrays, narrow, split, gate_benign=0.01)
     for d in DOMAINS:  # fewer benign prompts may reach MiniLM -> each gate stays or rises

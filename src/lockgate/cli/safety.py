@@ -93,7 +93,8 @@ def train(
         bar = _Bar(prog)
         kw = dict(progress=bar, log=lambda m: prog.console.print(m, markup=False), cache=EmbeddingCache(cache, progress=bar) if cache else None)
         # options left unset keep the calibrate module's defaults
-        kw.update({k: v for k, v in (("hardneg_fpr", hardneg_fpr), ("benign_fpr", benign_fpr), ("gate_benign", gate_benign), ("gate_long", gate_long),
+        kw.update({k: v for k, v in (("hardneg_fpr", hardneg_fpr), ("benign_fpr", benign_fpr),
+                                     ("gate_benign", gate_benign), ("gate_long", gate_long),
                                      ("long_benign_fpr", long_benign_fpr), ("long_hardneg_fpr", long_hardneg_fpr),
                                      ("long_recall_slack", long_recall_slack))
                    if v is not None}, int8=int8)

@@ -189,9 +189,8 @@ def wrapped_requests(calib_ex: list[Example], docs: list[str], n: int = WRAPPED_
 
 
 def _calibrate(arrays: dict, meta: dict, calib_ex: list[Example], *, hardneg_fpr: float, benign_fpr: float,
-               gate_benign: float, gate_long: float,
-               long_benign_fpr: float, long_hardneg_fpr: float, long_recall_slack: float, int8: bool, progress,
-               log) -> dict:
+               gate_benign: float, gate_long: float, long_benign_fpr: float, long_hardneg_fpr: float,
+               long_recall_slack: float, int8: bool, progress, log) -> dict:
     """``calibrate`` with the long calibration prompts; returns the calibration part of ``meta['train']``."""
     long = calibration_prompts(is_calibration_group)
     long_hardneg = [text for g, text in long if ":hardneg:" in g]
@@ -247,8 +246,8 @@ def recalibrate(
     _, calib_ex = split(examples)
     log(f"calibration split {len(calib_ex)} rows (grouped)")
     meta.setdefault("train", {}).update(_calibrate(
-        arrays, meta, calib_ex, hardneg_fpr=hardneg_fpr, benign_fpr=benign_fpr, gate_benign=gate_benign, gate_long=gate_long, long_benign_fpr=long_benign_fpr,
-        long_hardneg_fpr=long_hardneg_fpr, long_recall_slack=long_recall_slack, int8=int8, progress=progress,
+        arrays, meta, calib_ex, hardneg_fpr=hardneg_fpr, benign_fpr=benign_fpr, gate_benign=gate_benign,
+        gate_long=gate_long, long_benign_fpr=long_benign_fpr, long_hardneg_fpr=long_hardneg_fpr, long_recall_slack=long_recall_slack, int8=int8, progress=progress,
         log=log))
     _save(out_path, arrays, meta)
     log(f"wrote {out_path} ({out_path.stat().st_size / 1024:.0f} KiB) in {time.time() - t_start:.0f}s")
@@ -340,7 +339,8 @@ def train(
         "gate_thresholds": {d: 2.0 for d in DOMAINS},
     }
 
-    calib_meta = _calibrate(arrays, meta, calib_ex, hardneg_fpr=hardneg_fpr, benign_fpr=benign_fpr, gate_benign=gate_benign, gate_long=gate_long,
+    calib_meta = _calibrate(arrays, meta, calib_ex, hardneg_fpr=hardneg_fpr, benign_fpr=benign_fpr,
+                            gate_benign=gate_benign, gate_long=gate_long,
                             long_benign_fpr=long_benign_fpr, long_hardneg_fpr=long_hardneg_fpr,
                             long_recall_slack=long_recall_slack, int8=int8, progress=progress, log=log)
 
