@@ -46,3 +46,33 @@ def test_classify_custom_yaml_profile(tmp_path):
 def test_unknown_profile_fails():
     res = CliRunner().invoke(app, ["classify", "--profile", "nope", "-"], input="")
     assert res.exit_code == 2
+
+
+def _fails(args, inp=None) -> str:
+    res = CliRunner().invoke(app, args, input=inp)
+    assert res.exit_code == 2, res.output
+    assert "Traceback" not in res.output
+    return " ".join(res.output.split())
+
+
+def test_a_missing_input_file_is_a_clear_error(tmp_path):
+    assert "no such file" in _fails(["classify", str(tmp_path / "nope.jsonl")])
+
+
+def test_a_file_that_is_not_an_artefact_is_a_clear_error(tmp_path):
+    import numpy as np
+
+    text = tmp_path / "notes.txt"
+    text.write_text("hello")
+    assert "is not a lockgate classifier artefact (not an .npz archive)" in _fails(
+        ["classify", "--artefact", str(text), "-"], "")
+    other = tmp_path / "other.npz"
+    np.savez(other, a=np.zeros(3))  # an .npz, but not one of ours
+    assert "is not a lockgate classifier artefact" in _fails(["classify", "--artefact", str(other), "-"], "")
+    assert "is not a lockgate classifier artefact" in _fails(["train", "--calibrate-only", str(other)])
+
+
+def test_a_datasets_folder_without_the_datasets_is_refused_not_replaced(tmp_path):
+    # before session 14 an explicit folder without the data fell back to ../shared/datasets, silently
+    out = _fails(["eval", "--datasets", str(tmp_path), "--no-baselines"])
+    assert f"--datasets: {tmp_path} is not the shared datasets folder" in out

@@ -44,3 +44,41 @@ def test_operating_points_take_the_lowest_threshold_within_each_fpr_budget():
     assert p2["fpr_benign"] == 0.0 and p4["fpr_benign"] == 0.01  # the benign prompt at 0.3 is flagged at 0.2
     assert operating_points(pos, np.array([])) == []
     assert np.isnan(operating_points(pos, neg)[0]["fpr_benign"])
+
+
+def test_extra_labelled_files_take_known_labels_and_refuse_the_rest(tmp_path):
+    import re
+
+    import pytest
+
+    from lockgate.safeguards.evaluate import LabelledFileError, load_labelled_file
+
+    good = tmp_path / "good.csv"
+    good.write_text("prompt,label\nhow to hack a bank,cyber\nhow to bake bread,none\nhow to patch a server,hard-negative\n")
+    assert [(e.kind, sorted(e.labels)) for e in load_labelled_file(good)] == [
+        ("harmful", ["cyber"]), ("benign", []), ("hardneg", [])]
+    for name, body, says in (
+        ("typo.jsonl", '{"text": "a", "label": "benign"}\n{"text": "b", "label": "cyber-attack"}\n', "typo.jsonl:2: label 'cyber-attack'"),
+        ("nolabel.csv", "text,label\nhow to hack a bank,\n", "nolabel.csv:2: no label"),
+        ("notext.csv", "question,label\n,cyber\n", "notext.csv:2: no text"),
+        ("broken.jsonl", '{"text": "a", "label": "bio"}\n{oops\n', "broken.jsonl:2: not JSON"),
+    ):
+        f = tmp_path / name
+        f.write_text(body)
+        with pytest.raises(LabelledFileError, match=re.escape(says)):  # never skipped, never counted as benign
+            load_labelled_file(f)
+
+
+def test_a_named_datasets_folder_is_used_or_refused(tmp_path, monkeypatch):
+    import pytest
+
+    from lockgate.safeguards.corpus import datasets_root
+
+    monkeypatch.delenv("LOCKGATE_DATASETS", raising=False)
+    with pytest.raises(FileNotFoundError, match="--datasets"):
+        datasets_root(tmp_path)
+    monkeypatch.setenv("LOCKGATE_DATASETS", str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="LOCKGATE_DATASETS"):
+        datasets_root()
+    (tmp_path / "harmbench").mkdir()
+    assert datasets_root() == tmp_path.resolve()

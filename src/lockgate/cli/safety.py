@@ -25,6 +25,36 @@ def _progress():
                     console=_err, transient=False)
 
 
+def _not_an_artefact(option: str, path: Path, exc: Exception) -> typer.Exit:
+    import zipfile
+
+    why = "not an .npz archive" if not zipfile.is_zipfile(path) else f"{type(exc).__name__}: {exc}"
+    _err.print(f"[red]{option}: {path} is not a lockgate classifier artefact ({why})[/red]")
+    return typer.Exit(2)
+
+
+def _datasets(path: Optional[Path]) -> Path:
+    """The shared datasets folder, or a clear error (exit 2) where it is not one."""
+    from lockgate.safeguards.corpus import datasets_root
+
+    try:
+        return datasets_root(path)
+    except FileNotFoundError as exc:
+        _err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from exc
+
+
+def _classifier(path: Optional[Path], **kw):
+    from lockgate.safeguards import Classifier
+
+    try:
+        return Classifier.load(path, **kw)
+    except (OSError, ValueError, KeyError) as exc:
+        if path is None:  # the packaged artefact: a broken install, not a user error
+            raise
+        raise _not_an_artefact("--artefact", path, exc) from exc
+
+
 class _Bar:
     """Adapts (label, done, total) callbacks to rich tasks."""
 
@@ -40,7 +70,8 @@ class _Bar:
 
 @app.command()
 def train(
-    datasets: Optional[Path] = typer.Option(None, help="Shared datasets folder (default: ../shared/datasets, $LOCKGATE_DATASETS)."),
+    datasets: Optional[Path] = typer.Option(None, exists=True, file_okay=False,
+                                            help="Shared datasets folder (default: ../shared/datasets, $LOCKGATE_DATASETS)."),
     out: Optional[Path] = typer.Option(None, help="Artefact path (default: the packaged src/lockgate/safeguards/artefacts/safety_v1.npz)."),
     cache: Optional[Path] = typer.Option(None, help="MiniLM embedding cache file (speed only)."),
     calibrate_only: Optional[Path] = typer.Option(
@@ -86,9 +117,17 @@ def train(
     from lockgate.safeguards.train import recalibrate
     from lockgate.safeguards.train import train as do_train
 
-    if calibrate_only is not None and not calibrate_only.is_file():
-        _err.print(f"[red]--calibrate-only: no artefact at {calibrate_only}[/red]")
-        raise typer.Exit(2)
+    if calibrate_only is not None:
+        if not calibrate_only.is_file():
+            _err.print(f"[red]--calibrate-only: no artefact at {calibrate_only}[/red]")
+            raise typer.Exit(2)
+        from lockgate.safeguards.classifier import read_artefact
+
+        try:  # fail now, not after the minutes of loading the calibration split
+            read_artefact(calibrate_only)
+        except (OSError, ValueError, KeyError) as exc:  # not an .npz, or one without lockgate's metadata
+            raise _not_an_artefact("--calibrate-only", calibrate_only, exc) from exc
+    datasets = _datasets(datasets)
     with _progress() as prog:
         bar = _Bar(prog)
         kw = dict(progress=bar, log=lambda m: prog.console.print(m, markup=False), cache=EmbeddingCache(cache, progress=bar) if cache else None)
@@ -108,10 +147,9 @@ def train(
 def classify(
     file: str = typer.Argument("-", help="JSONL file with {\"id\", \"text\"} per line, or - for stdin."),
     profile: str = typer.Option("strict", "--profile", "-p", help="Profile name (strict, defender) or a YAML file."),
-    artefact: Optional[Path] = typer.Option(None, help="Classifier artefact (default: the shipped one)."),
+    artefact: Optional[Path] = typer.Option(None, exists=True, dir_okay=False, help="Classifier artefact (default: the shipped one)."),
 ) -> None:
     """Classify JSONL prompts; writes {"id", "flagged", "domain", "scores", "action"} JSONL to stdout."""
-    from lockgate.safeguards import Classifier
     from lockgate.safeguards.profiles import load_profile
 
     try:
@@ -119,7 +157,10 @@ def classify(
     except ValueError as exc:
         _err.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from exc
-    clf = Classifier.load(artefact)
+    if file != "-" and not Path(file).is_file():
+        _err.print(f"[red]no such file: {file}[/red]")
+        raise typer.Exit(2)
+    clf = _classifier(artefact)
     fh = sys.stdin if file == "-" else open(file, encoding="utf-8")
     n = 0
     try:
@@ -157,23 +198,29 @@ def classify(
 
 @app.command("eval")
 def eval_(
-    datasets: Optional[Path] = typer.Option(None, help="Shared datasets folder."),
+    datasets: Optional[Path] = typer.Option(None, exists=True, file_okay=False,
+                                            help="Shared datasets folder (default: ../shared/datasets, $LOCKGATE_DATASETS)."),
     out: Path = typer.Option(Path("reports/safety"), help="Report folder (Markdown + PNG + JSON)."),
-    extra: list[Path] = typer.Option([], "--extra", help="Extra labelled CSV/JSONL (text + label cyber|bio|chem|benign|hardneg)."),
+    extra: list[Path] = typer.Option([], "--extra", exists=True, dir_okay=False, help="Extra labelled CSV/JSONL (text + label cyber|bio|chem|benign|hardneg)."),
     n_benign: int = typer.Option(1000, help="Ordinary benign prompts to sample (Alpaca val, eval only)."),
     n_transform_benign: int = typer.Option(100, help="Benign seeds and hard-negative seeds per transform (each)."),
     n_long: int = typer.Option(100, help="Ordinary ~512-token prompts per kind (README summaries, code reviews; built from installed text)."),
     baselines: bool = typer.Option(True, help="Also score the keyword and embedding+LR baselines."),
-    artefact: Optional[Path] = typer.Option(None, help="Classifier artefact (default: the shipped one)."),
+    artefact: Optional[Path] = typer.Option(None, exists=True, dir_okay=False, help="Classifier artefact (default: the shipped one)."),
 ) -> None:
     """Red-team evaluation on held-out sets with jailbreak transforms; writes reports/safety/."""
-    from lockgate.safeguards import Classifier
-    from lockgate.safeguards.evaluate import run_eval
+    from lockgate.safeguards.evaluate import LabelledFileError, run_eval
 
-    clf = Classifier.load(artefact, preload=True)
-    with _progress() as prog:
-        rep = run_eval(clf, out, datasets=datasets, extra=list(extra), n_benign=n_benign, n_transform_benign=n_transform_benign, n_long=n_long,
-                       baselines=baselines, progress=_Bar(prog), log=lambda m: prog.console.print(m, markup=False))
+    datasets = _datasets(datasets)
+    clf = _classifier(artefact, preload=True)
+    try:
+        with _progress() as prog:
+            rep = run_eval(clf, out, datasets=datasets, extra=list(extra), n_benign=n_benign,
+                           n_transform_benign=n_transform_benign, n_long=n_long, baselines=baselines,
+                           progress=_Bar(prog), log=lambda m: prog.console.print(m, markup=False))
+    except LabelledFileError as exc:  # raised before any prompt is classified
+        _err.print(f"[red]--extra: {exc}[/red]")
+        raise typer.Exit(2) from exc
     o = rep["overall"]
     _err.print(f"TPR {o['tpr']:.3f}  FPR benign {o['fpr_benign']:.3f}  FPR hard-neg {o['fpr_hardneg']:.3f}  "
                f"FPR long benign {o['fpr_benign_long']:.3f}  -> {out / 'README.md'}")

@@ -107,12 +107,16 @@ def keyword_domains(text: str) -> frozenset[str]:
 
 
 def datasets_root(explicit: str | os.PathLike | None = None) -> Path:
-    """The shared datasets folder (``--datasets``, ``$LOCKGATE_DATASETS``, ../shared/datasets, /work/shared/datasets)."""
+    """The shared datasets folder (``--datasets``, else ``$LOCKGATE_DATASETS``, else the first of ../shared/datasets
+    and /work/shared/datasets that holds them). A folder named by the user is used or refused, never replaced by a
+    default one: a report on other data than asked for would be worse than an error."""
+    named = explicit or os.environ.get("LOCKGATE_DATASETS")
+    if named:
+        if (Path(named) / "harmbench").is_dir():
+            return Path(named).resolve()
+        how = "--datasets" if explicit else "$LOCKGATE_DATASETS"
+        raise FileNotFoundError(f"{how}: {named} is not the shared datasets folder (no harmbench/ in it)")
     cands: list[Path] = []
-    if explicit:
-        cands.append(Path(explicit))
-    if os.environ.get("LOCKGATE_DATASETS"):
-        cands.append(Path(os.environ["LOCKGATE_DATASETS"]))
     here = Path(__file__).resolve()
     for parent in here.parents:
         cands.append(parent / "shared" / "datasets")

@@ -31,7 +31,15 @@ from .longprompts import long_prompts
 from .metrics import OPERATING_FPRS, auroc, operating_points, roc_points
 from .transforms import EVAL_TRANSFORMS
 
-__all__ = ["run_eval", "load_labelled_file", "KeywordBaseline", "EmbeddingLRBaseline"]
+__all__ = ["run_eval", "load_labelled_file", "LabelledFileError", "KeywordBaseline", "EmbeddingLRBaseline"]
+
+TEXT_KEYS = ("text", "prompt", "goal", "Goal", "Behavior", "question")
+HARDNEG_LABELS = ("hardneg", "hard_negative", "hard-negative")
+BENIGN_LABELS = ("benign", "none")
+
+
+class LabelledFileError(ValueError):
+    """An extra labelled file that cannot be read as one: the message names the file and row."""
 
 Progress = Callable[[str, int, int], None]
 
@@ -48,27 +56,40 @@ class Scored:
 
 def load_labelled_file(path: Path) -> list[Example]:
     """Extra labelled data (CSV or JSONL): columns/keys ``text`` (or prompt/goal/Behavior/question) and
-    ``label``/``domain`` (cyber|bio|chem|benign|none|hardneg)."""
-    rows: list[dict] = []
+    ``label``/``domain`` (cyber|bio|chem|benign|none|hardneg). A row without text or with another label is an
+    error, not a row skipped or counted as benign: a mislabelled harmful prompt would pass as a false positive."""
+    rows: list[tuple[int, dict]] = []  # (line number, row)
     if path.suffix.lower() in (".jsonl", ".json"):
-        for line in path.read_text(encoding="utf-8").splitlines():
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
             if line.strip():
-                rows.append(json.loads(line))
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise LabelledFileError(f"{path}:{n}: not JSON ({exc.msg})") from exc
+                if not isinstance(row, dict):
+                    raise LabelledFileError(f"{path}:{n}: expected an object with text and label")
+                rows.append((n, row))
     else:
         with path.open(newline="", encoding="utf-8") as fh:
-            rows = list(csv.DictReader(fh))
+            reader = csv.DictReader(fh)
+            rows = [(reader.line_num, r) for r in reader]
+    allowed = "|".join((*DOMAINS, *BENIGN_LABELS, *HARDNEG_LABELS))
     out = []
-    for i, r in enumerate(rows):
-        text = next((r[k] for k in ("text", "prompt", "goal", "Goal", "Behavior", "question") if r.get(k)), None)
+    for i, (n, r) in enumerate(rows):
+        where = f"{path}:{n}"
+        text = next((r[k] for k in TEXT_KEYS if r.get(k)), None)
         if not text:
-            continue
+            raise LabelledFileError(f"{where}: no text (one of {', '.join(TEXT_KEYS)})")
         lab = str(r.get("label") or r.get("domain") or "").strip().lower()
         if lab in DOMAINS:
             out.append(Example(text, frozenset({lab}), path.name, "harmful", group=f"{path.name}:{i}"))
-        elif lab in ("hardneg", "hard_negative", "hard-negative"):
+        elif lab in HARDNEG_LABELS:
             out.append(Example(text, frozenset(), path.name, "hardneg", group=f"{path.name}:{i}"))
-        else:
+        elif lab in BENIGN_LABELS:
             out.append(Example(text, frozenset(), path.name, "benign", group=f"{path.name}:{i}"))
+        else:
+            raise LabelledFileError(f"{where}: label {lab!r} is not one of {allowed}" if lab else
+                                    f"{where}: no label (label or domain: one of {allowed})")
     return out
 
 
@@ -89,13 +110,12 @@ def run_eval(
     progress: Progress | None = None,
     log: Callable[[str], None] = lambda m: None,
 ) -> dict:
+    extra_ex = [ex for p in extra or [] for ex in load_labelled_file(Path(p))]  # a bad file fails before the work
     root = datasets_root(datasets)
     rng = random.Random(seed)
     sets = build_heldout_sets(root, n_alpaca=n_benign)
-    for p in extra or []:
-        for ex in load_labelled_file(Path(p)):
-            key = {"harmful": "harmful", "hardneg": "hardneg"}.get(ex.kind, "benign")
-            sets.setdefault(key, []).append(ex)
+    for ex in extra_ex:
+        sets.setdefault(ex.kind, []).append(ex)
     sets["wmdp_knowledge"] = wmdp_questions(root, per_domain=100)
     if n_long:
         sets["benign_long"] = [Example(t, frozenset(), f"long: {kind}", "benign", group=f"long:{kind}:{i}")
