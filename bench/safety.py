@@ -1,6 +1,6 @@
 """Latency benchmark for the safety classifier (prints a table; not a test).
 
-    python bench/safety.py [--repeat 200] [--threads 2] [--workers 2] [--concurrency 1,2,4]
+    python bench/safety.py [--repeat 200] [--threads 1] [--workers 2] [--concurrency 1,2,4]
 
 Measures Classifier.load(), the first call that needs stage 3 (MiniLM lazy load), and
 p50/p95 of ``classify`` on ~512-token prompts (ordinary benign, hard negative, harmful),
@@ -71,7 +71,7 @@ def _pct(xs: list[float], p: float) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeat", type=int, default=100)
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1, help="torch threads per MiniLM forward (default 1, the gateway's)")
     ap.add_argument("--traffic", type=int, default=100, help="distinct prompts per traffic kind (0: skip)")
     ap.add_argument("--traffic-file", action="append", default=[], metavar="JSONL",
                     help="more traffic: {\"text\", \"label\"} rows, one kind per file and label (e.g. evals/long_v1.jsonl)")
