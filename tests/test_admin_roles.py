@@ -106,3 +106,24 @@ def test_admin_actions_name_the_person(gateway):
         bodies = [json.loads(b) for b in s.scalars(select(AuditRecord.body).where(AuditRecord.kind == "admin"))]
     assert any(b.get("action") == "principal.add" and b.get("target") == "dave" and b.get("actor") == "carol"
                for b in bodies)
+
+
+def test_out_of_range_and_malformed_values_are_400_or_404_not_500(gateway):
+    store = gateway.store
+    principals.add_principal(store, "erin", "Erin", "ops")
+    k, _ = keys.create_key(store, "erin", role="admin")
+    h = {"authorization": f"Bearer {k}"}
+    for body in ({"scope": "org", "id": "acme", "period": "day", "amount": 1e300},
+                 {"scope": "org", "id": "acme", "period": "day", "metric": "tokens", "amount": 99999999999999999999999},
+                 {"scope": "org", "id": "acme", "period": "day", "metric": "requests", "amount": 2.7},
+                 {"scope": "org", "id": " ", "period": "day", "amount": 5}):
+        r = httpx.put(gateway.url + "/admin/v1/budgets", json=body, headers=h)
+        assert r.status_code == 400 and r.json()["error"]["type"] == "invalid_request_error", (body, r.text)
+    assert httpx.put(gateway.url + "/admin/v1/budgets", headers=h, content='{"scope": "org", "id": "acme", '
+                     '"period": "day", "amount": 1e400}').status_code == 400  # JSON's 1e400 reads as infinity
+    big = 99999999999999999999
+    assert httpx.get(f"{gateway.url}/admin/v1/incidents/{big}", headers=h).status_code == 404
+    assert httpx.post(f"{gateway.url}/admin/v1/incidents/{big}/resolve", json={}, headers=h).status_code == 404
+    r = httpx.get(gateway.url + "/admin/v1/usage", params={"since": "notadate"}, headers=h)
+    assert r.status_code == 400 and "not a day" in r.json()["error"]["message"]
+    assert httpx.get(gateway.url + "/admin/v1/usage", params={"since": "2026-11-01"}, headers=h).status_code == 200

@@ -183,6 +183,10 @@ def test_retention_purges_old_content_and_keeps_the_chain(home, fake, store, mon
     old, recent = [r for r in records(store) if r["type"] == "request"]
     assert content.read(store, old["request_id"])["messages"][0]["content"] == "old question"
     monkeypatch.setenv("LOCKGATE_DATABASE_URL", store.url)
+    assert runner.invoke(cli, ["retention", "purge", "--days", "-1"]).exit_code == 2  # once, it deleted both
+    res = runner.invoke(cli, ["retention", "purge", "--days", "30", "--dry-run"])
+    assert res.exit_code == 0 and "would purge the content of 1 request" in res.output, res.output
+    assert content.read(store, old["request_id"]) is not None
     res = runner.invoke(cli, ["retention", "purge", "--days", "30"])
     assert res.exit_code == 0 and "purged the content of 1 request" in res.output, res.output
     assert content.read(store, old["request_id"]) is None

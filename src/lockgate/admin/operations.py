@@ -46,12 +46,15 @@ async def read_content(request: Request, request_id: str, actor: Actor = require
 @router.get("/usage")
 async def usage(request: Request, by: str = "org,principal,model", since: str | None = None, until: str | None = None,
                 actor: Actor = require("usage.read")) -> dict:
-    from lockgate.metering.usage import GROUPS, report
+    from lockgate.metering.usage import GROUPS, BadDay, report
 
     groups = [g.strip() for g in by.split(",") if g.strip()]
     if bad := [g for g in groups if g not in GROUPS]:
         raise GatewayError(400, f"by: unknown {', '.join(bad)} (choose from {', '.join(GROUPS)})")
-    rows = await to_thread.run_sync(report, store(request), groups, since, until)
+    try:
+        rows = await to_thread.run_sync(report, store(request), groups, since, until)
+    except BadDay as e:
+        raise GatewayError(400, str(e)) from e
     return {"data": [{**r, "cost_usd": r["cost_micro"] / 1e6} for r in rows]}
 
 
@@ -73,13 +76,11 @@ async def budgets(request: Request, actor: Actor = require("usage.read")) -> dic
 @router.put("/budgets")
 async def set_budget(request: Request, body: BudgetIn, actor: Actor = require("budgets.write")) -> dict:
     from lockgate.audit import record_admin
-    from lockgate.metering.budgets import MICRO, set_limit
+    from lockgate.metering.budgets import amount_of, set_limit
 
-    # Money is kept in micro-dollars, like every cost in the store.
-    amount = round(body.amount * MICRO) if body.metric == "usd" else int(body.amount)
-    try:
+    try:  # money is kept in micro-dollars, like every cost in the store
         lim = await to_thread.run_sync(set_limit, store(request), body.scope, body.id, body.period, body.metric,
-                                       amount)
+                                       amount_of(body.metric, body.amount))
     except ValueError as e:
         raise GatewayError(400, str(e)) from None
     await to_thread.run_sync(record_admin, store(request), actor.id, "budget.set", f"{body.scope}:{body.id}",

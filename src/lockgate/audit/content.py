@@ -9,12 +9,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import math
 import os
 import threading
 from datetime import datetime, timedelta, timezone
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 
 from lockgate import config
 from lockgate.audit.tables import CONTENT
@@ -94,8 +95,12 @@ def read(store, request_id: str) -> dict | None:
     return None if blob is None else open_sealed(request_id, blob, content_key())[0]
 
 
-def purge(store, days: float, now: datetime | None = None) -> int:
-    """Deletes content older than `days`. Returns how many were deleted. Metadata stays."""
-    now = now or datetime.now(timezone.utc)
+def purge(store, days: float, now: datetime | None = None, *, dry_run: bool = False) -> int:
+    """Deletes content older than `days` (or, with `dry_run`, only counts it). Returns how many. Metadata stays."""
+    if not (math.isfinite(days) and 0 <= days <= 36500):  # a negative window would delete everything
+        raise ValueError(f"days must be between 0 and 36500, not {days}")
+    older = CONTENT.c.created_at < (now or datetime.now(timezone.utc)) - timedelta(days=days)
     with store.engine.begin() as c:
-        return c.execute(delete(CONTENT).where(CONTENT.c.created_at < now - timedelta(days=days))).rowcount
+        if dry_run:
+            return c.execute(select(func.count()).select_from(CONTENT).where(older)).scalar_one()
+        return c.execute(delete(CONTENT).where(older)).rowcount

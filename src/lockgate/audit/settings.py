@@ -9,7 +9,7 @@ class AuditSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     content: bool = True  # keep prompts and answers (encrypted) for `content_days`
-    content_days: float = Field(30, ge=0)
+    content_days: float = Field(30, ge=0, le=36500)
     checkpoint_seconds: float = Field(5.0, gt=0)  # sign the head at most this often (and on shutdown)
     purge_seconds: float = Field(3600, gt=0)  # how often the background purge runs
     max_batch: int = Field(1000, ge=1)  # records per group commit

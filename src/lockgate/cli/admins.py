@@ -22,10 +22,15 @@ def add(
     if role not in ROLES:
         fail(f"--role must be one of {', '.join(ROLES)}")
     store = open_store()
+    if role != "admin" and not keys.has_admin(store):
+        # once a store has admin keys the CLI asks for one; a first key of a lesser role would lock everyone out
+        fail("the first admin key must have --role admin: no other role may add admins afterwards")
     try:
         principals.add_principal(store, principal, principal, org)
     except principals.Exists:
         pass
+    except principals.InvalidId as e:
+        fail(str(e))
     secret, info = keys.create_key(store, principal, name=f"admin:{role}", role=role)
     err.print(f"created {role} key [bold]{info.id}[/] for {principal}")
     typer.echo(secret)

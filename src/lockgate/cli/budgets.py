@@ -27,9 +27,8 @@ def set_(
     if len(given) != 1:
         fail("give exactly one of --usd, --requests, --tokens")
     metric, value = given[0]
-    amount = round(value * budgets.MICRO) if metric == "usd" else int(value)
     try:
-        lim = budgets.set_limit(open_store(), scope, id, period, metric, amount)
+        lim = budgets.set_limit(open_store(), scope, id, period, metric, budgets.amount_of(metric, value))
     except ValueError as e:
         fail(str(e))
     err.print(f"limit set: {lim.describe()}")

@@ -21,7 +21,7 @@ def add(
     """Add a principal."""
     try:
         p = principals.add_principal(open_store(), id, name, org)
-    except principals.Exists as e:
+    except (principals.Exists, principals.InvalidId) as e:
         fail(str(e))
     err.print(f"added principal [bold]{p['id']}[/]")
     print_json(p)

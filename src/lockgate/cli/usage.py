@@ -16,12 +16,15 @@ def usage(
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
     """Spend by org / principal / model (rollups are written about once a second)."""
-    from lockgate.metering.usage import GROUPS, report
+    from lockgate.metering.usage import GROUPS, BadDay, report
 
     groups = [g.strip() for g in by.split(",") if g.strip()]
     if bad := [g for g in groups if g not in GROUPS]:
         fail(f"--by: unknown {', '.join(bad)} (choose from {', '.join(GROUPS)})")
-    rows = report(open_store(), groups, since, until)
+    try:
+        rows = report(open_store(), groups, since, until)
+    except BadDay as e:
+        fail(f"--{e}")
     if json_out:
         print_json([{**r, "cost_usd": r["cost_micro"] / 1e6} for r in rows])
         return

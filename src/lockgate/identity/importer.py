@@ -10,6 +10,7 @@ from typing import Callable
 
 from lockgate.identity.attributes import ASSURANCE, Attestation, normalise_fact
 from lockgate.identity.keys import now
+from lockgate.identity.principals import InvalidId, check_id
 from lockgate.store import Store
 from lockgate.store.models import Principal
 
@@ -53,6 +54,10 @@ def parse_rows(path: Path) -> list[Row]:
             pid = (rec["id"] or "").strip()
             if not pid:
                 raise ImportError_(f"line {line}: id is empty")
+            try:
+                check_id(pid)
+            except InvalidId as e:
+                raise ImportError_(f"line {line}: {e}") from e
             if pid in seen:
                 raise ImportError_(f"line {line}: id {pid!r} appears twice in the file")
             seen.add(pid)

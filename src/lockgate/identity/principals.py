@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 from sqlalchemy import select
@@ -19,6 +20,20 @@ class Exists(ValueError):
     pass
 
 
+class InvalidId(ValueError):
+    pass
+
+
+ID_PATTERN = r"^[A-Za-z0-9._@:+-]{1,128}$"  # e-mail addresses, employee numbers, OIDC subjects
+
+
+def check_id(id: str) -> str:
+    """``id`` if it is a usable principal id (1-128 characters: letters, digits and ._@:+-), else InvalidId."""
+    if not re.fullmatch(ID_PATTERN, id or ""):
+        raise InvalidId(f"principal id {id!r} must be 1-128 characters of letters, digits and . _ @ : + -")
+    return id
+
+
 def to_dict(p: Principal) -> dict:
     return {
         "id": p.id,
@@ -32,6 +47,7 @@ def to_dict(p: Principal) -> dict:
 
 def add_principal(store: Store, id: str, name: str = "", org: str | None = None, attributes: dict | None = None,
                   actor: str | None = None) -> dict:
+    check_id(id)
     with store.change() as s:
         if s.get(Principal, id) is not None:
             raise Exists(f"principal {id!r} already exists")

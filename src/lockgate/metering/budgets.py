@@ -5,6 +5,7 @@ requests can never together exceed a limit; after the answer the reservation bec
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -16,6 +17,7 @@ SCOPES = ("key", "principal", "org")
 PERIODS = {"minute": "%Y-%m-%dT%H:%M", "day": "%Y-%m-%d", "month": "%Y-%m"}
 METRICS = ("usd", "requests", "tokens")
 MICRO = 1_000_000
+MAX_AMOUNT = 10**12  # per period, in dollars, requests or tokens: stored as micro-dollars in a 64-bit integer
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,9 +44,26 @@ def bucket(period: str, now: datetime) -> str:
     return now.astimezone(timezone.utc).strftime(PERIODS[period])
 
 
+def amount_of(metric: str, value: float) -> int:
+    """A limit's stored amount: micro-dollars for usd, else the count. ValueError names what is wrong."""
+    if not (isinstance(value, (int, float)) and math.isfinite(value) and 0 <= value <= MAX_AMOUNT):
+        raise ValueError(f"{metric} must be a number from 0 to {MAX_AMOUNT:,}, not {value!r}")
+    if metric == "usd":
+        return round(value * MICRO)
+    if value != int(value):
+        raise ValueError(f"{metric} must be a whole number, not {value!r}")
+    return int(value)
+
+
 def set_limit(store, scope: str, scope_id: str, period: str, metric: str, amount: int) -> Limit:
-    if scope not in SCOPES or period not in PERIODS or metric not in METRICS or amount < 0:
-        raise ValueError(f"bad limit: scope {scope}, period {period}, metric {metric}, amount {amount}")
+    """``amount`` as ``amount_of`` gives it."""
+    for name, value, choices in (("scope", scope, SCOPES), ("period", period, tuple(PERIODS)), ("metric", metric, METRICS)):
+        if value not in choices:
+            raise ValueError(f"{name} must be one of {', '.join(choices)}, not {value!r}")
+    if not scope_id.strip():
+        raise ValueError("id must name the org, principal or key")
+    if not 0 <= amount <= MAX_AMOUNT * MICRO:
+        raise ValueError(f"amount {amount} out of range")
     with store.change() as s:  # running gateways reload their limits
         key = {"scope": scope, "scope_id": scope_id, "period": period, "metric": metric}
         s.execute(delete(LIMITS).where(and_(*(LIMITS.c[k] == v for k, v in key.items()))))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections import defaultdict
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 
 from sqlalchemy import func, select
 
@@ -59,8 +59,23 @@ def today(now: datetime | None = None) -> str:
     return (now or datetime.now(timezone.utc)).astimezone(timezone.utc).strftime("%Y-%m-%d")
 
 
+class BadDay(ValueError):
+    pass
+
+
+def _day(value: str | None, name: str) -> str | None:
+    """``value`` as YYYY-MM-DD, or BadDay: days compare as text, so "notadate" would silently match nothing."""
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value.strip()).isoformat()
+    except ValueError:
+        raise BadDay(f"{name} {value!r} is not a day (YYYY-MM-DD)") from None
+
+
 def report(store, by: list[str], since: str | None = None, until: str | None = None) -> list[dict]:
-    """Sums grouped by any of org, principal, key, model, day; `since`/`until` are YYYY-MM-DD."""
+    """Sums grouped by any of org, principal, key, model, day; `since`/`until` are YYYY-MM-DD (else BadDay)."""
+    since, until = _day(since, "since"), _day(until, "until")
     cols = [GROUPS[b].label(b) for b in by]
     q = select(*cols, *(func.sum(USAGE.c[c]).label(c) for c in COLS))
     if since:

@@ -181,11 +181,17 @@ def list_incidents(store, state: str | None = "open") -> list[dict]:
         return [to_dict(i) for i in s.scalars(q)]
 
 
+def _get(s, id: int) -> MonitorIncident:
+    # ids are 64-bit: a larger number names no incident (and would overflow the driver, not miss)
+    inc = s.get(MonitorIncident, id) if 0 < id < 2**63 else None
+    if inc is None:
+        raise NotFound(f"no incident {id}")
+    return inc
+
+
 def get_incident(store, id: int) -> dict:
     with store.session() as s:
-        inc = s.get(MonitorIncident, id)
-        if inc is None:
-            raise NotFound(f"no incident {id}")
+        inc = _get(s, id)
         return to_dict(inc, full=True)
 
 
@@ -196,9 +202,7 @@ def resolve(store, id: int, note: str = "", lift: bool = False, actor: str | Non
 
     now = now or monitor.now()
     with store.change() as s:
-        inc = s.get(MonitorIncident, id)
-        if inc is None:
-            raise NotFound(f"no incident {id}")
+        inc = _get(s, id)
         was = inc.state
         inc.state, inc.updated_at = "resolved", now
         inc.resolved_at = inc.resolved_at if was == "resolved" else now
