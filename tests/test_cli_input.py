@@ -53,3 +53,48 @@ def test_usage_days_budgets_and_incident_ids_are_checked():
     assert "scope must be one of key, principal, org" in refused("budgets", "set", "--scope", "team", "--id", "a",
                                                                  "--period", "day", "--usd", "1")
     assert "no incident 99999999999999999999" in refused("incidents", "show", "99999999999999999999")
+
+
+def test_unreadable_files_are_named_not_traced(tmp_path):
+    binary = tmp_path / "bin.yaml"
+    binary.write_bytes(b"\xff\xfe\x00")
+    assert f"{binary}: not UTF-8 text" in refused("check-config", str(binary))
+    assert f"{binary}: not UTF-8 text" in refused("directive", "plan", str(binary))
+    assert "not UTF-8 text; nothing was imported" in refused("principals", "import", str(binary))
+    assert "a directory, not a CSV file" in refused("principals", "import", str(tmp_path))
+    for pem in (tmp_path / "nope.pem", tmp_path, binary):
+        assert "not a readable PEM public key" in refused("audit", "verify", "--public-key", str(pem))
+    assert "--out" in refused("report", "directive", "x", "--out", str(tmp_path))
+    (tmp_path / "taken").write_text("")
+    assert "File exists" in refused("audit", "export", "--out", str(tmp_path / "taken"))
+
+
+def test_serve_refuses_a_bad_port_or_log_level_before_starting():
+    assert "--log-level must be one of" in refused("serve", "--log-level", "bogus")
+    refused("serve", "--port", "99999")  # once: uvicorn said it listened on 99999 and bound 34463
+
+
+def test_the_command_turns_what_no_command_caught_into_one_line(monkeypatch, capsys):
+    import lockgate.cli.main as m
+
+    def broken():
+        raise IsADirectoryError(21, "Is a directory", "/somewhere")
+
+    monkeypatch.setattr(m, "app", broken)
+    monkeypatch.delenv("LOCKGATE_DEBUG", raising=False)
+    with pytest.raises(SystemExit) as exc:
+        m.main()
+    assert exc.value.code == 1
+    monkeypatch.setenv("LOCKGATE_DEBUG", "1")  # the traceback, for whoever asks
+    with pytest.raises(IsADirectoryError):
+        m.main()
+
+
+def test_check_config_names_an_unknown_safeguard_profile(tmp_path):
+    conf = tmp_path / "lockgate.yaml"
+    conf.write_text("models:\n  - name: m1\n    upstream: {provider: local, model: bundled:smollm2-135m}\n"
+                    "    safeguards: strict\n    safeguards_by_program: {glasswing: defendr}\n")
+    out = refused("check-config", str(conf))  # serve refuses to start on it; check-config said it was fine
+    assert "models.0.safeguards_by_program.glasswing (line 5): unknown safeguard profile 'defendr'" in out
+    conf.write_text(conf.read_text().replace("defendr", "house") + "safeguards:\n  profiles:\n    house: {domains: {}}\n")
+    assert runner.invoke(cli, ["check-config", str(conf)]).exit_code == 0

@@ -123,3 +123,13 @@ def test_crash_on_a_chat_route_is_a_shaped_500(gateway, monkeypatch):
 def test_chat_routes_answer_other_methods_with_a_shaped_405(gateway):
     r = httpx.get(gateway.url + "/v1/chat/completions")
     assert r.status_code == 405 and openai_shape(r)
+
+
+def test_a_malformed_content_part_is_named_not_called_untranslatable(gateway):
+    key = gateway.key()
+    bad_text = {**OK, "messages": [{"role": "user", "content": [{"type": "text"}]}]}
+    r = post(gateway, "/v1/chat/completions", bad_text, key=key)
+    assert r.status_code == 400 and openai_shape(r)["param"] == "messages.0.content.0.text", r.text
+    untyped = {**OK_A, "messages": [{"role": "user", "content": [{"text": "hi"}]}]}
+    r = post(gateway, "/v1/messages", untyped, headers={"x-api-key": key})
+    assert r.status_code == 400 and "needs a type" in anthropic_shape(r)["message"], r.text

@@ -1,3 +1,3 @@
-from lockgate.cli.main import app
+from lockgate.cli.main import main
 
-app()
+main()

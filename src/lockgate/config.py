@@ -86,7 +86,7 @@ class ModelEntry(_Strict):
 
 class ServerConfig(_Strict):
     host: str = "127.0.0.1"
-    port: int = 8080
+    port: int = Field(8080, ge=1, le=65535)
     max_body_bytes: int = 1024 * 1024
     trusted_proxies: list[str] = Field(default_factory=list)
 
@@ -223,6 +223,23 @@ def _section_errors(conf: Config) -> list[dict]:
     return errors
 
 
+def _profile_errors(conf: Config) -> list[dict]:
+    """Models must name safeguard profiles that exist: `serve` refuses to start otherwise, so say it here too."""
+    try:
+        from lockgate.safeguards.profiles import default_profiles
+    except ImportError:  # pragma: no cover - safeguards not installed in this build
+        return []
+    known = set(default_profiles()) | set((conf.safeguards or {}).get("profiles") or {})
+    errors = []
+    for i, m in enumerate(conf.models):
+        refs = [(("safeguards",), m.safeguards)] + [(("safeguards_by_program", p), n) for p, n in m.safeguards_by_program.items()]
+        for loc, name in refs:
+            if name and name not in known:
+                errors.append({"loc": ("models", i, *loc),
+                               "msg": f"unknown safeguard profile {name!r} (known: {', '.join(sorted(known))})"})
+    return errors
+
+
 def _describe(errors: list[dict], text: str, where: str) -> ConfigError:
     lines = _line_map(text)
     problems = []
@@ -257,7 +274,7 @@ def parse(text: str, where: str = "<config>") -> Config:
         conf = Config.model_validate(data)
     except ValidationError as e:
         raise _describe(e.errors(), text, where) from None
-    errors = _section_errors(conf)
+    errors = _section_errors(conf) or _profile_errors(conf)
     if errors:
         raise _describe(errors, text, where)
     return conf
@@ -269,7 +286,9 @@ def load(path: str | Path | None) -> Config:
         return Config.model_validate({"models": DEFAULT_MODELS})
     p = Path(path)
     try:
-        text = p.read_text()
+        text = p.read_text(encoding="utf-8")
     except OSError as e:
         raise ConfigError(f"{p}: cannot read: {e.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{p}: not UTF-8 text") from None
     return parse(text, str(p))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from anyio import to_thread
-from fastapi import APIRouter, Body, Request
+from fastapi import APIRouter, Body, Query, Request
 from pydantic import ValidationError
 
 from lockgate.admin.roles import Actor
@@ -34,7 +34,7 @@ def _call(fn, *args):
 
 
 @router.post("/directives/plan")
-async def plan(request: Request, days: int = 7, actor: Actor = require("directives.read")) -> dict:
+async def plan(request: Request, days: int = Query(7, ge=1, le=3650), actor: Actor = require("directives.read")) -> dict:
     d = await _directive(request)
     conf = request.app.state.gateway.config
     result = await to_thread.run_sync(lambda: _call(service.plan, store(request), conf, d, days))

@@ -28,9 +28,15 @@ def content_text(content, where: str) -> tuple[str, str | None]:
     if isinstance(content, str):
         return content, None
     texts = []
-    for part in content:
-        if part.get("type") == "text" and isinstance(part.get("text"), str):
-            texts.append(part["text"])
-        else:
-            return "", f"{part.get('type', 'non-text')} content in {where}"
+    for j, part in enumerate(content):
+        kind = part.get("type")
+        if not isinstance(kind, str) or not kind:  # malformed, not something to pass through
+            raise GatewayError(400, f"Invalid request: {where}.content.{j}: a content part needs a type",
+                               param=f"{where}.content.{j}.type")
+        if kind == "text" and not isinstance(part.get("text"), str):
+            raise GatewayError(400, f"Invalid request: {where}.content.{j}: a text part needs a string `text`",
+                               param=f"{where}.content.{j}.text")
+        if kind != "text":
+            return "", f"{kind} content in {where}"
+        texts.append(part["text"])
     return "".join(texts), None

@@ -44,7 +44,10 @@ def verify(
     from lockgate.audit import signing
     from lockgate.audit.verify import verify_store
 
-    pub = signing.load_public_key(public_key.read_text()) if public_key else None
+    try:
+        pub = signing.load_public_key(public_key.read_text()) if public_key else None
+    except (OSError, ValueError) as e:  # missing, a directory, not PEM
+        fail(f"--public-key {public_key}: not a readable PEM public key: {e}")
     if pub is None and not signing.key_path().exists():
         fail(f"no signing key at {signing.key_path()}: pass --public-key")
     _show(verify_store(open_store(), pub), json_out)
@@ -58,7 +61,10 @@ def export(
     """Write records, signed checkpoints and the public key: everything a third party needs to verify."""
     from lockgate.audit.verify import export as run
 
-    m = run(open_store(), out, parse_time(since, "--since"))
+    try:
+        m = run(open_store(), out, parse_time(since, "--since"))
+    except OSError as e:  # exists and is not an empty directory, or cannot be created
+        fail(f"--out {out}: {e.strerror or e}")
     err.print(f"exported records {m['first_seq']}..{m['last_seq']} ({m['records']}) to {out}")
 
 

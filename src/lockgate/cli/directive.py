@@ -33,7 +33,7 @@ def _actor() -> str:
 
 
 @app.command("plan")
-def plan_(file: str, days: int = typer.Option(7, help="Replay this many days of requests."), config: str = CONFIG,
+def plan_(file: str, days: int = typer.Option(7, min=1, max=3650, help="Replay this many days of requests."), config: str = CONFIG,
           as_json: bool = typer.Option(False, "--json")) -> None:
     """Validate a directive and report who would lose or change access. Changes nothing."""
     conf = _conf(config)

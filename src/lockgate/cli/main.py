@@ -44,7 +44,7 @@ except ImportError:  # pragma: no cover
 def serve(
     config: str = typer.Option(None, "--config", "-c", help="Config file (YAML). Without it: the embedded default."),
     host: str = typer.Option(None, help="Bind address [default: 127.0.0.1, or server.host]."),
-    port: int = typer.Option(None, help="Port [default: 8080, or server.port]."),
+    port: int = typer.Option(None, min=1, max=65535, help="Port [default: 8080, or server.port]."),
     log_level: str = typer.Option("info", help="debug | info | warning | error"),
     workers: int = typer.Option(1, min=1, help="Processes serving the port. Each has its own caches, breakers, "
                                 "jailbreak monitor and journal; the audit chain and budgets are shared in the store."),
@@ -55,6 +55,9 @@ def serve(
     from lockgate.app import create_app
     from lockgate.store import open_store as _open
 
+    if log_level.lower() not in ("debug", "info", "warning", "error", "critical"):
+        fail(f"--log-level must be one of debug, info, warning, error, critical, not {log_level!r}")
+    log_level = log_level.lower()
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         conf = cfg.load(config)
@@ -99,6 +102,13 @@ def check_config(path: str) -> None:
         typer.echo(f"{m.name}: " + ", ".join(f"{d.provider}:{d.model}" for d in m.deployments))
 
 
-def main() -> None:  # pragma: no cover
+def main() -> None:
+    """The ``lockgate`` command. A file that cannot be read or written, text that is not UTF-8 or a number out of
+    range, wherever a command meets it, is a one-line error, not a traceback (``LOCKGATE_DEBUG=1`` shows it)."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    app()
+    try:
+        app()
+    except (OSError, UnicodeDecodeError, OverflowError) as e:
+        if os.environ.get("LOCKGATE_DEBUG"):
+            raise
+        fail(f"a file is not UTF-8 text ({e.reason})" if isinstance(e, UnicodeDecodeError) else f"{type(e).__name__}: {e}")

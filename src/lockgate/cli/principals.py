@@ -65,7 +65,7 @@ def import_(file: str = typer.Argument(..., help="CSV with columns " + ",".join(
 
     path = Path(file)
     if not path.is_file():
-        fail(f"{file}: no such file")
+        fail(f"{file}: {'a directory, not a CSV file' if path.is_dir() else 'no such file'}")
     store = open_store()
     try:
         total = len(parse_rows(path))
@@ -75,6 +75,8 @@ def import_(file: str = typer.Argument(..., help="CSV with columns " + ",".join(
             counts = import_csv(store, path, progress=lambda n: bar.advance(task, n))
     except ImportError_ as e:
         fail(f"{file}: {e}; nothing was imported")
+    except UnicodeDecodeError:
+        fail(f"{file}: not UTF-8 text; nothing was imported")
     err.print(f"imported {counts['rows']} row(s): {counts['created']} created, {counts['updated']} updated")
 
 

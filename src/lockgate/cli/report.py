@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from lockgate.cli.audit import parse_time
-from lockgate.cli.common import err, open_store
+from lockgate.cli.common import err, fail, open_store
 
 app = typer.Typer(help="Transparency reports (Markdown, aggregates only).", no_args_is_help=True)
 
@@ -25,5 +25,8 @@ def directive(
     if out is None:
         typer.echo(text)
     else:
-        out.write_text(text)
+        try:
+            out.write_text(text)
+        except OSError as e:  # a directory, or a folder that does not exist
+            fail(f"--out {out}: {e.strerror}")
         err.print(f"wrote {out}")

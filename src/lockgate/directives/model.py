@@ -83,6 +83,8 @@ def parse(text: str, where: str = "<directive>") -> Directive:
 def load(path: str | Path) -> Directive:
     p = Path(path)
     try:
-        return parse(p.read_text(), str(p))
+        return parse(p.read_text(encoding="utf-8"), str(p))
     except OSError as e:
         raise DirectiveError(f"{p}: cannot read: {e.strerror}") from None
+    except UnicodeDecodeError:
+        raise DirectiveError(f"{p}: not UTF-8 text") from None
