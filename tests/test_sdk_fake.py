@@ -88,6 +88,18 @@ def test_models_list_both_sdks(gateway):
     assert {m.id for m in an(gateway, key).models.list()} == {"gpt-fake", "claude-fake"}
 
 
+def test_models_retrieve_both_sdks(gateway):
+    key = gateway.key()
+    assert oa(gateway, key).models.retrieve("gpt-fake").id == "gpt-fake"
+    assert an(gateway, key).models.retrieve("claude-fake").display_name == "claude-fake"
+    with pytest.raises(openai.NotFoundError):
+        oa(gateway, key).models.retrieve("nope")
+    with pytest.raises(anthropic.NotFoundError):
+        an(gateway, key).models.retrieve("nope")
+    with pytest.raises(openai.AuthenticationError):
+        oa(gateway, "lg-wrong").models.retrieve("gpt-fake")
+
+
 def test_tools_pass_through_same_api_only(gateway, fake):
     key = gateway.key()
     tools = [{"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {}}}}]

@@ -169,6 +169,19 @@ def create_app(config: Config, store: Store) -> FastAPI:
             return error_response(e, api_name)
         return ORJSONResponse(APIS[api_name].models_list(list(gw.catalog), STARTED))
 
+    @app.get("/v1/models/{model_id:path}")
+    async def model(request: Request, model_id: str) -> Response:  # the SDKs' models.retrieve
+        api_name = _api_of(request)
+        ctx = RequestContext(None, client_ip(request, trusted), request.headers)  # type: ignore[arg-type]
+        try:
+            await identity.on_request(ctx)
+            if model_id not in gw.catalog:
+                raise GatewayError(404, f"The model {model_id!r} does not exist or you do not have access to it.",
+                                   param="model", code="model_not_found")
+        except GatewayError as e:
+            return error_response(e, api_name)
+        return ORJSONResponse(APIS[api_name].models_list([model_id], STARTED)["data"][0])
+
     @app.get("/healthz")
     async def healthz() -> dict:
         return {"status": "ok"}
