@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timedelta, timezone
 
 import httpx
@@ -43,15 +44,17 @@ def test_auth_errors(gateway):
 
 def test_expired_and_revoked_keys(gateway):
     gateway.key("bob")
-    past = datetime.now(timezone.utc) - timedelta(seconds=1)
-    expired, _ = keys.create_key(gateway.store, "bob", expires_at=past)
+    with pytest.raises(ValueError, match="already past"):  # a key born expired is a typo, refused
+        keys.create_key(gateway.store, "bob", expires_at=datetime.now(timezone.utc) - timedelta(seconds=1))
+    soon = datetime.now(timezone.utc) + timedelta(seconds=1)
+    expired, _ = keys.create_key(gateway.store, "bob", expires_at=soon)
+    while datetime.now(timezone.utc) <= soon:
+        time.sleep(0.05)
     r = post(gateway, "/v1/chat/completions", OK, key=expired)
     assert r.status_code == 401 and "expired" in openai_shape(r)["message"]
     secret, info = keys.create_key(gateway.store, "bob")
     assert post(gateway, "/v1/chat/completions", OK, key=secret).status_code == 200
     keys.revoke_key(gateway.store, info.id)
-    import time
-
     deadline = time.time() + 5  # the gateway notices within its poll interval
     while time.time() < deadline:
         r = post(gateway, "/v1/chat/completions", OK, key=secret)

@@ -63,6 +63,8 @@ def _run(fn, *args, **kw):
         raise GatewayError(404, str(e)) from None
     except principals.Exists as e:
         raise GatewayError(409, str(e)) from None
+    except ValueError as e:  # e.g. an expiry already past
+        raise GatewayError(400, str(e)) from None
 
 
 @router.get("/principals")

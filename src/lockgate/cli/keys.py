@@ -27,7 +27,7 @@ def create(
             fail(f"--expires {expires!r} is not an ISO 8601 date-time")
     try:
         secret, info = keys.create_key(open_store(), principal, expires_at=expires_at, name=name)
-    except keys.NotFound as e:
+    except (keys.NotFound, ValueError) as e:
         fail(str(e))
     err.print(f"created key [bold]{info.id}[/] for {principal}" + (f", expires {info.expires_at}" if expires_at else ""))
     typer.echo(secret)

@@ -74,6 +74,8 @@ def create_key(
     actor: str | None = None,
 ) -> tuple[str, KeyInfo]:
     """Returns (secret, info). The secret is never stored and cannot be shown again."""
+    if expires_at is not None and aware(expires_at) <= now():  # a key that could never be used: a typo
+        raise ValueError(f"expires_at {aware(expires_at).isoformat()} is already past")
     secret = PREFIX + secrets.token_urlsafe(32)
     key = ApiKey(
         id="key_" + secrets.token_hex(8),
