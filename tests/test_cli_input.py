@@ -98,3 +98,17 @@ def test_check_config_names_an_unknown_safeguard_profile(tmp_path):
     assert "models.0.safeguards_by_program.glasswing (line 5): unknown safeguard profile 'defendr'" in out
     conf.write_text(conf.read_text().replace("defendr", "house") + "safeguards:\n  profiles:\n    house: {domains: {}}\n")
     assert runner.invoke(cli, ["check-config", str(conf)]).exit_code == 0
+
+
+def test_a_limit_for_nobody_yet_is_set_with_a_warning():
+    res = runner.invoke(cli, ["budgets", "set", "--scope", "org", "--id", "acmee", "--period", "day", "--usd", "5"])
+    assert res.exit_code == 0 and "no org 'acmee' exists yet" in " ".join(res.output.split())
+    assert runner.invoke(cli, ["principals", "add", "ann", "--org", "acme"]).exit_code == 0
+    res = runner.invoke(cli, ["budgets", "set", "--scope", "org", "--id", "acme", "--period", "day", "--usd", "5"])
+    assert res.exit_code == 0 and "exists yet" not in res.output
+
+
+def test_a_bad_attestation_names_the_option():
+    assert runner.invoke(cli, ["principals", "add", "ann"]).exit_code == 0
+    out = refused("principals", "attest", "ann", "--fact", "bogus", "--value", "US")
+    assert "--fact: Input should be 'citizenships'" in out

@@ -27,11 +27,14 @@ def set_(
     if len(given) != 1:
         fail("give exactly one of --usd, --requests, --tokens")
     metric, value = given[0]
+    store = open_store()
     try:
-        lim = budgets.set_limit(open_store(), scope, id, period, metric, budgets.amount_of(metric, value))
+        lim = budgets.set_limit(store, scope, id, period, metric, budgets.amount_of(metric, value))
     except ValueError as e:
         fail(str(e))
     err.print(f"limit set: {lim.describe()}")
+    if budgets.unknown_subject(store, scope, id):
+        err.print(f"[yellow]warning:[/] no {scope} {id!r} exists yet; the limit applies once one does (a typo?)")
 
 
 @app.command("remove")

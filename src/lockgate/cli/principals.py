@@ -102,8 +102,10 @@ def attest(
                           source=f"attestation:{by or 'cli'}",
                           expires_at=datetime.fromisoformat(expires.replace("Z", "+00:00")) if expires else None)
         p = principals.attest(open_store(), id, a)
-    except (ValidationError, ValueError) as e:
-        fail(str(e).splitlines()[0] if isinstance(e, ValidationError) else str(e))
+    except ValidationError as e:  # the API's wording: the field, then what it must be
+        fail("; ".join(f"--{'.'.join(map(str, x['loc'])) or 'value'}: {x['msg']}" for x in e.errors()))
+    except ValueError as e:
+        fail(str(e))
     except keys.NotFound as e:
         fail(str(e))
     err.print(f"attested {fact} for [bold]{id}[/] at {assurance} level")

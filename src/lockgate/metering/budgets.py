@@ -77,6 +77,17 @@ def remove_limit(store, scope: str, scope_id: str, period: str, metric: str) -> 
                                               LIMITS.c.period == period, LIMITS.c.metric == metric)).rowcount > 0
 
 
+def unknown_subject(store, scope: str, scope_id: str) -> bool:
+    """Whether no key, principal or org of that id exists yet. A limit may wait for one (OIDC principals
+    appear at their first login), but it is more often a typo, so the CLI says so."""
+    from lockgate.store.models import ApiKey, Principal
+
+    with store.session() as s:
+        if scope == "org":
+            return s.scalars(select(Principal.id).where(Principal.org == scope_id).limit(1)).first() is None
+        return s.get(ApiKey if scope == "key" else Principal, scope_id) is None
+
+
 def list_limits(store) -> list[Limit]:
     with store.engine.connect() as c:
         rows = c.execute(select(LIMITS).order_by(LIMITS.c.scope, LIMITS.c.scope_id, LIMITS.c.period))
