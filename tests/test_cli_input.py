@@ -64,7 +64,7 @@ def test_unreadable_files_are_named_not_traced(tmp_path):
     assert "a directory, not a CSV file" in refused("principals", "import", str(tmp_path))
     for pem in (tmp_path / "nope.pem", tmp_path, binary):
         assert "not a readable PEM public key" in refused("audit", "verify", "--public-key", str(pem))
-    assert "--out" in refused("report", "directive", "x", "--out", str(tmp_path))
+    assert "no directive 'x' was ever applied" in refused("report", "directive", "x", "--out", str(tmp_path))
     (tmp_path / "taken").write_text("")
     assert "File exists" in refused("audit", "export", "--out", str(tmp_path / "taken"))
 

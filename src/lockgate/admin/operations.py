@@ -90,9 +90,12 @@ async def set_budget(request: Request, body: BudgetIn, actor: Actor = require("b
 
 @router.get("/reports/directives/{directive_id}", response_class=PlainTextResponse)
 async def directive_report(request: Request, directive_id: str, actor: Actor = require("reports.read")) -> str:
-    from lockgate.audit.report import markdown
+    from lockgate.audit.report import UnknownDirective, markdown
 
-    return await to_thread.run_sync(markdown, store(request), directive_id)
+    try:
+        return await to_thread.run_sync(markdown, store(request), directive_id)
+    except UnknownDirective as e:
+        raise GatewayError(404, str(e)) from None
 
 
 class AdminIn(BaseModel):

@@ -62,8 +62,18 @@ def _table(title: str, counts: Counter, head: str) -> list[str]:
     return lines + [""]
 
 
+class UnknownDirective(LookupError):
+    pass
+
+
 def markdown(store, directive: str, since: datetime | None = None) -> str:
+    """The report; UnknownDirective when the id was never applied and no request names it (a typo, most likely:
+    an empty report would read as "nobody was affected")."""
+    from lockgate.directives import store as dstore
+
     a = collect(store, directive, since)
+    if not a["requests"] and not dstore.history(store, directive):
+        raise UnknownDirective(f"no directive {directive!r} was ever applied here (see `lockgate directive list`)")
     out = [f"# Transparency report: directive `{directive}`", "",
            f"Generated {iso(datetime.now(timezone.utc))} from the signed audit trail (`lockgate audit verify`).",
            "Counts only: no prompt, answer or identity of any person appears in this report.", ""]

@@ -19,9 +19,12 @@ def directive(
     since: str = typer.Option(None, "--since", help="Only requests from this time (ISO 8601)."),
 ) -> None:
     """What a directive changed, how many requests and principals it touched, by citizenship and org."""
-    from lockgate.audit.report import markdown
+    from lockgate.audit.report import UnknownDirective, markdown
 
-    text = markdown(open_store(), directive_id, parse_time(since, "--since"))
+    try:
+        text = markdown(open_store(), directive_id, parse_time(since, "--since"))
+    except UnknownDirective as e:
+        fail(str(e))
     if out is None:
         typer.echo(text)
     else:
