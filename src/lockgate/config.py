@@ -22,9 +22,9 @@ class _Strict(BaseModel):
 
 
 class Timeouts(_Strict):
-    connect: float = 5.0
-    read: float = 120.0
-    total: float = 300.0
+    connect: float = Field(5.0, gt=0)
+    read: float = Field(120.0, gt=0)
+    total: float = Field(300.0, gt=0)
 
 
 class Upstream(_Strict):
@@ -32,17 +32,17 @@ class Upstream(_Strict):
     model: str
     base_url: str | None = None
     api_key: str | None = Field(default=None, repr=False)
-    weight: float = 1.0
-    max_concurrency: int = 64
+    weight: float = Field(1.0, ge=0, allow_inf_nan=False)  # 0: only when the others are full
+    max_concurrency: int = Field(64, ge=1)
     timeout: Timeouts = Field(default_factory=Timeouts)
     # local provider only
-    n_ctx: int = 2048
-    n_threads: int | None = None
+    n_ctx: int = Field(2048, ge=128)
+    n_threads: int | None = Field(None, ge=1)
 
 
 class Price(_Strict):
-    input_per_mtok: float = 0.0
-    output_per_mtok: float = 0.0
+    input_per_mtok: float = Field(0.0, ge=0, allow_inf_nan=False)
+    output_per_mtok: float = Field(0.0, ge=0, allow_inf_nan=False)
 
 
 class AccessRule(_Strict):
@@ -62,7 +62,7 @@ class ModelEntry(_Strict):
     fallbacks: list[str] = Field(default_factory=list)
     safeguards: str | None = None  # default safeguard profile (see `safeguards.profiles`)
     safeguards_by_program: dict[str, str] = Field(default_factory=dict)  # program -> profile, e.g. glasswing: defender
-    default_max_tokens: int = 1024
+    default_max_tokens: int = Field(1024, ge=1)
     resume: bool = False
     access: AccessRule | None = None
 
@@ -87,7 +87,7 @@ class ModelEntry(_Strict):
 class ServerConfig(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)
-    max_body_bytes: int = 1024 * 1024
+    max_body_bytes: int = Field(1024 * 1024, ge=1024)
     trusted_proxies: list[str] = Field(default_factory=list)
 
 
