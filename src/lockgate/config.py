@@ -232,7 +232,8 @@ def _profile_errors(conf: Config) -> list[dict]:
     known = set(default_profiles()) | set((conf.safeguards or {}).get("profiles") or {})
     errors = []
     for i, m in enumerate(conf.models):
-        refs = [(("safeguards",), m.safeguards)] + [(("safeguards_by_program", p), n) for p, n in m.safeguards_by_program.items()]
+        refs = [(("safeguards",), m.safeguards),
+                *((("safeguards_by_program", p), n) for p, n in m.safeguards_by_program.items())]
         for loc, name in refs:
             if name and name not in known:
                 errors.append({"loc": ("models", i, *loc),

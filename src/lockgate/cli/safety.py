@@ -201,7 +201,9 @@ def eval_(
     datasets: Optional[Path] = typer.Option(None, exists=True, file_okay=False,
                                             help="Shared datasets folder (default: ../shared/datasets, $LOCKGATE_DATASETS)."),
     out: Path = typer.Option(Path("reports/safety"), help="Report folder (Markdown + PNG + JSON)."),
-    extra: list[Path] = typer.Option([], "--extra", exists=True, dir_okay=False, help="Extra labelled CSV/JSONL (text + label cyber|bio|chem|benign|hardneg)."),
+    extra: list[Path] = typer.Option([], "--extra", exists=True, dir_okay=False,
+                                     help="Extra labelled CSV/JSONL: text + label cyber|bio|chem|benign|none|hardneg "
+                                          "(another label, or a row without text, stops the run)."),
     n_benign: int = typer.Option(1000, help="Ordinary benign prompts to sample (Alpaca val, eval only)."),
     n_transform_benign: int = typer.Option(100, help="Benign seeds and hard-negative seeds per transform (each)."),
     n_long: int = typer.Option(100, help="Ordinary ~512-token prompts per kind (README summaries, code reviews; built from installed text)."),

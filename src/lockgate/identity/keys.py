@@ -112,7 +112,8 @@ def revoke_key(store: Store, key_id: str, actor: str | None = None) -> KeyInfo:
 def has_admin(store: Store) -> bool:
     """Whether some unrevoked key has the admin role (the one role that may add admins)."""
     with store.session() as s:
-        return s.scalars(select(ApiKey.id).where(ApiKey.role == "admin", ApiKey.revoked_at.is_(None)).limit(1)).first() is not None
+        q = select(ApiKey.id).where(ApiKey.role == "admin", ApiKey.revoked_at.is_(None)).limit(1)
+        return s.scalars(q).first() is not None
 
 
 def list_keys(store: Store, principal_id: str | None = None) -> list[KeyInfo]:
