@@ -112,3 +112,17 @@ def test_a_bad_attestation_names_the_option():
     assert runner.invoke(cli, ["principals", "add", "ann"]).exit_code == 0
     out = refused("principals", "attest", "ann", "--fact", "bogus", "--value", "US")
     assert "--fact: Input should be 'citizenships'" in out
+
+
+def test_listing_the_keys_of_nobody_is_an_error_not_an_empty_list():
+    assert "principal 'nosuch' does not exist" in refused("keys", "list", "--principal", "nosuch")
+    assert runner.invoke(cli, ["principals", "add", "ann"]).exit_code == 0
+    res = runner.invoke(cli, ["keys", "list", "--principal", "ann"])
+    assert res.exit_code == 0 and res.stdout.strip() == "[]"
+
+
+def test_applying_a_directive_for_models_outside_the_catalog_warns(tmp_path):
+    d = tmp_path / "d.yaml"
+    d.write_text('id: t-1\ntitle: test\nmodels: [nosuch]\nwhen: "!principal.us_person"\neffect: deny\nnotice: denied\n')
+    res = runner.invoke(cli, ["directive", "apply", str(d)])  # applied (a replica may serve it), but said
+    assert res.exit_code == 0 and "not in this catalog: nosuch" in " ".join(res.output.split())

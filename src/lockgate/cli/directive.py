@@ -68,10 +68,13 @@ def apply_(file: str, config: str = CONFIG) -> None:
     """Validate, sign and apply a directive; running gateways enforce it within a second."""
     conf = _conf(config)
     try:
-        row = service.apply(open_store(config), conf, load(file), _actor())
+        d = load(file)
+        row = service.apply(open_store(config), conf, d, _actor())
     except DirectiveError as e:
         fail(str(e))
     err.print(f"applied [bold]{row.directive_id}[/] as policy version {row.seq} (hash {row.hash[:16]}…)")
+    if missing := [m for m in d.models if conf.model(m) is None]:  # applied: another replica's catalog may serve them
+        err.print(f"[yellow]warning:[/] not in this catalog: {', '.join(missing)} (a typo, or another config than -c?)")
 
 
 @app.command("revoke")

@@ -7,7 +7,7 @@ from datetime import datetime
 import typer
 
 from lockgate.cli.common import err, fail, open_store, print_json
-from lockgate.identity import keys
+from lockgate.identity import keys, principals
 
 app = typer.Typer(help="API keys: shown once at creation, stored hashed, revocable.", no_args_is_help=True)
 
@@ -36,7 +36,13 @@ def create(
 @app.command("list")
 def list_(principal: str = typer.Option(None, "--principal")) -> None:
     """List keys (never their secrets)."""
-    print_json([k.to_dict() for k in keys.list_keys(open_store(), principal)])
+    store = open_store()
+    if principal:
+        try:  # a typo would print an empty list, as if the principal had no keys
+            principals.get_principal(store, principal)
+        except keys.NotFound as e:
+            fail(str(e))
+    print_json([k.to_dict() for k in keys.list_keys(store, principal)])
 
 
 @app.command("revoke")
