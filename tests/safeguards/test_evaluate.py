@@ -51,7 +51,7 @@ def test_extra_labelled_files_take_known_labels_and_refuse_the_rest(tmp_path):
 
     import pytest
 
-    from lockgate.safeguards.evaluate import LabelledFileError, load_labelled_file
+    from lockgate.safeguards.labelled import LabelledFileError, load_labelled_file
 
     good = tmp_path / "good.csv"
     good.write_text("prompt,label\nhow to hack a bank,cyber\nhow to bake bread,none\nhow to patch a server,hard-negative\n")

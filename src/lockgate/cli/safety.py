@@ -211,7 +211,8 @@ def eval_(
     artefact: Optional[Path] = typer.Option(None, exists=True, dir_okay=False, help="Classifier artefact (default: the shipped one)."),
 ) -> None:
     """Red-team evaluation on held-out sets with jailbreak transforms; writes reports/safety/."""
-    from lockgate.safeguards.evaluate import LabelledFileError, run_eval
+    from lockgate.safeguards.evaluate import run_eval
+    from lockgate.safeguards.labelled import LabelledFileError
 
     datasets = _datasets(datasets)
     clf = _classifier(artefact, preload=True)
