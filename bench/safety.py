@@ -21,6 +21,12 @@ the rows of a labelled file as more kinds, one per label (``--traffic 0`` leaves
 torch threads), so a text's two MiniLM segments run side by side on two cores. ``--concurrency`` runs the
 harmful 512-token prompt from that many threads at once, as a server's concurrent requests would, and
 prints each call's p50 and the classifications per second.
+
+Every table above judges each text cold (``memo=0``): a repeated prompt would otherwise be answered from
+the per-segment memo (``lockgate.safeguards.memo``). ``--stream N`` (default 10) then streams N ordinary
+~512-token texts, three of them joined (~1,500 tokens) and the ``--traffic-file`` rows as answers through the output safeguard
+(``StreamMonitor``, the strict profile, judged every 32 tokens as the gateway does), four words per delta,
+with the memo off and on: the classification time per answer and per check, which holds the stream back.
 """
 
 from __future__ import annotations
@@ -78,6 +84,7 @@ def main() -> None:
     ap.add_argument("--artefact", default=None, help="classifier artefact (default: the shipped one)")
     ap.add_argument("--workers", type=int, default=0, help="stage-3 forwards at once (default: CPUs / threads)")
     ap.add_argument("--concurrency", default="1,2,4", help="caller threads for the concurrency table ('' to skip)")
+    ap.add_argument("--stream", type=int, default=10, help="ordinary texts streamed as answers (0 to skip)")
     args = ap.parse_args()
     os.environ["LOCKGATE_SAFETY_THREADS"] = str(args.threads)
     if args.workers:
@@ -86,7 +93,7 @@ def main() -> None:
     t = time.perf_counter()
     from lockgate.safeguards import Classifier
 
-    clf = Classifier.load(args.artefact)
+    clf = Classifier.load(args.artefact, memo=0)
     load_ms = (time.perf_counter() - t) * 1000
 
     from lockgate.safeguards.static import load_tokenizer
@@ -115,7 +122,7 @@ def main() -> None:
 
     rows = [timed(clf, name, text) for name, text in cases.items()]
     for label, kw in (("no MiniLM", {"stage3": False}), ("n-grams only", {"stage2": False})):
-        c = Classifier.load(args.artefact, **kw)
+        c = Classifier.load(args.artefact, memo=0, **kw)
         for name in ("benign (512 tok)", "hard negative (512 tok)", "harmful (512 tok)"):
             rows.append(timed(c, f"{name} [{label}]", cases[name]))
 
@@ -136,6 +143,8 @@ def main() -> None:
         _concurrency(clf, cases["harmful (512 tok)"], [int(c) for c in args.concurrency.split(",")], args.repeat)
     if args.traffic or args.traffic_file:
         _traffic(clf, tok, args.traffic, args.traffic_file)
+    if args.stream:
+        _stream(args.artefact, tok, args.stream, args.traffic_file)
 
 
 def _concurrency(clf, text: str, levels: list[int], repeat: int) -> None:
@@ -194,6 +203,59 @@ def _traffic(clf, tok, n: int, files: list[str]) -> None:
               f"{deep / len(prompts):>9.0%}{flagged / len(prompts):>9.0%}")
     label = "both" if len(kinds) == 2 else "all"
     print(f"{label:<22}{len(every):>8}{'':>12}{statistics.median(every):>9.1f}{_pct(every, 95):>9.1f}")
+
+
+def _stream(artefact, tok, n: int, files: list[str]) -> None:
+    import json
+    from lockgate.safeguards import Classifier
+    from lockgate.safeguards.longprompts import long_prompts
+    from lockgate.safeguards.profiles import default_profiles
+    from lockgate.safeguards.stream import StreamMonitor
+
+    kinds = long_prompts(n, tok=tok)
+    texts = [t for prompts in kinds.values() for t in prompts]
+    cases = {"~512-token answers": texts[: n], "~1,500-token answers": [" ".join(texts[i:i + 3]) for i in range(0, n, 3)]}
+    for f in files:  # --traffic-file rows, one kind per label
+        for line in Path(f).read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                row = json.loads(line)
+                cases.setdefault(f"{Path(f).stem}: {row.get('label', '-')}", []).append(row["text"])
+    profile = default_profiles()["strict"]
+    print()
+    print("answers streamed through the output safeguard (strict, judged every 32 tokens), memo off / on:")
+    hdr = (f"{'answers':<22}{'n':>4}{'checks':>8}{'off: ms/answer':>16}{'on: ms/answer':>15}"
+           f"{'off: p50/check':>16}{'on: p50/check':>15}{'on: p95/check':>15}{'halted':>8}")
+    print(hdr)
+    print("-" * len(hdr))
+    for name, answers in cases.items():
+        row = {}
+        for memo in (0, None):  # None: the gateway's default size
+            clf = Classifier.load(artefact, memo=memo)
+            clf.classify(answers[0])  # load MiniLM outside the timings
+            for m in clf.memo.values():
+                m.clear()
+            totals, per, halted = [], [], 0
+            for text in answers:
+                mon = StreamMonitor(clf, profile, every_tokens=32)
+                words = text.split()
+                total = 0.0
+                for i in range(0, len(words), 4):
+                    before = mon.checks
+                    t = time.perf_counter()
+                    mon.feed(" ".join(words[i:i + 4]) + " ")
+                    dt = (time.perf_counter() - t) * 1000
+                    total += dt
+                    if mon.checks > before:  # this delta waited for a check
+                        per.append(dt)
+                t = time.perf_counter()
+                mon.finish()
+                total += (time.perf_counter() - t) * 1000
+                totals.append(total)
+                halted += mon.halted is not None
+            row[memo] = (statistics.median(totals), statistics.median(per), _pct(per, 95), len(per), halted)
+        off, on = row[0], row[None]
+        print(f"{name:<22}{len(answers):>4}{on[3]:>8}{off[0]:>16.0f}{on[0]:>15.0f}{off[1]:>16.1f}{on[1]:>15.1f}"
+              f"{on[2]:>15.1f}{f'{off[4]}/{on[4]}':>15}")
 
 
 if __name__ == "__main__":

@@ -215,7 +215,7 @@ def eval_(
     from lockgate.safeguards.labelled import LabelledFileError
 
     datasets = _datasets(datasets)
-    clf = _classifier(artefact, preload=True)
+    clf = _classifier(artefact, preload=True, memo=0)  # every text judged cold: its latency, not a remembered one
     try:
         with _progress() as prog:
             rep = run_eval(clf, out, datasets=datasets, extra=list(extra), n_benign=n_benign,

@@ -124,7 +124,7 @@ def calibrate(arrays: dict, meta: dict, calib_ex: list[Example], *, long_benign:
                       for ex in calib_ex])
     srcs = np.array([ex.source for ex in calib_ex])
     posm = np.array([[d in ex.labels for d in DOMAINS] for ex in calib_ex])
-    clf = Classifier(dict(arrays), meta)
+    clf = Classifier(dict(arrays), meta, memo=0)
     segs_all = [clf._segments([ex.text]) for ex in calib_ex]
     S1 = np.zeros((len(calib_ex), len(DOMAINS)))
     S2 = np.zeros_like(S1)
@@ -179,7 +179,7 @@ def calibrate(arrays: dict, meta: dict, calib_ex: list[Example], *, long_benign:
     # below must see this calibration's, not those ``meta`` came with (``train``'s placeholders, or the previous
     # calibration's in ``--calibrate-only``): the two paths gave different long chem thresholds (session 13)
     meta["s1_thresholds"], meta["s2_thresholds"] = s1_thr, s2_thr
-    clf = Classifier(dict(arrays), meta)
+    clf = Classifier(dict(arrays), meta, memo=0)
     # below its gate a text is never flagged (the run time reports thresholds it cannot reach), so its decision
     # score here is 0; above it, its full-cascade score
     on = gated(S2, is_long, gate, gate_l)[:, None]

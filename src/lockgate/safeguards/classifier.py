@@ -40,6 +40,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from .examples import DOMAINS
 from .features import hash_features_many, segments
 from .finetune import KEY as TUNED_KEY
+from .memo import SegmentMemo, memo_size
 from .normalise import normalise_forms
 
 __all__ = ["Classifier", "Verdict", "ARTEFACT_NAME", "default_artefact_path", "read_artefact"]
@@ -96,7 +97,8 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 class Classifier:
     """Load with :meth:`load`; ``classify`` / ``classify_conversation`` are thread-safe."""
 
-    def __init__(self, arrays: dict[str, np.ndarray], meta: dict[str, Any], *, stage2: bool = True, stage3: bool = True) -> None:
+    def __init__(self, arrays: dict[str, np.ndarray], meta: dict[str, Any], *, stage2: bool = True, stage3: bool = True,
+                 memo: int | None = None) -> None:
         self.meta = meta
         self.domains: tuple[str, ...] = tuple(meta.get("domains", DOMAINS))
         self.bits = int(meta["bits"])
@@ -145,14 +147,19 @@ class Classifier:
         self._stage3_failed: str | None = None
         self._embedder = None
         self._emb_lock = threading.Lock()
+        # segments remembered per stage (``memo.py``; default ``LOCKGATE_SAFETY_MEMO``, 0 = off)
+        size = memo_size() if memo is None else memo
+        self.memo = {stage: SegmentMemo(size) for stage in ("stage1", "stage2", "stage3")}
 
     # ------------------------------------------------------------------ loading
     @classmethod
-    def load(cls, path: str | Path | None = None, *, stage2: bool = True, preload: bool = False, stage3: bool = True) -> "Classifier":
-        """Load the shipped artefact (or ``path``). MiniLM (stage 3) loads on first need unless ``preload``."""
+    def load(cls, path: str | Path | None = None, *, stage2: bool = True, preload: bool = False, stage3: bool = True,
+             memo: int | None = None) -> "Classifier":
+        """Load the shipped artefact (or ``path``). MiniLM (stage 3) loads on first need unless ``preload``.
+        ``memo``: segments remembered per stage (default ``LOCKGATE_SAFETY_MEMO``; 0 judges every text cold)."""
         _limit_blas_threads()
         arrays, meta = read_artefact(path)
-        clf = cls(arrays, meta, stage2=stage2, stage3=stage3)
+        clf = cls(arrays, meta, stage2=stage2, stage3=stage3, memo=memo)
         if preload and clf.stage2_available:
             try:
                 clf._static.tokenizer  # noqa: B018 - warm the tokenizer
@@ -224,17 +231,17 @@ class Classifier:
 
     def segment_probs(self, segs: list[str]) -> tuple[np.ndarray, np.ndarray | None]:
         """(stage-1 probabilities, stage-2 probabilities or None), each (n_segments, n_domains)."""
-        p1 = _sigmoid(self.stage1_logits(segs))
+        p1 = _sigmoid(self.memo["stage1"].rows(segs, self.stage1_logits))
         if not self.stage2_available:
             return p1, None
         try:
-            return p1, _sigmoid(self.stage2_logits(segs))
+            return p1, _sigmoid(self.memo["stage2"].rows(segs, self.stage2_logits))
         except ImportError as exc:  # tokenizers missing: degrade to stage 1
             self._disable_stage2(exc)
             return p1, None
 
     def stage3_logits(self, segs: list[str]) -> np.ndarray:
-        return self._get_embedder().logits(segs)
+        return self.memo["stage3"].rows(segs, self._get_embedder().logits)
 
     def is_long(self, n_segments: int) -> bool:
         return bool(self.long_segments) and n_segments > self.long_segments
