@@ -126,3 +126,15 @@ def test_applying_a_directive_for_models_outside_the_catalog_warns(tmp_path):
     d.write_text('id: t-1\ntitle: test\nmodels: [nosuch]\nwhen: "!principal.us_person"\neffect: deny\nnotice: denied\n')
     res = runner.invoke(cli, ["directive", "apply", str(d)])  # applied (a replica may serve it), but said
     assert res.exit_code == 0 and "not in this catalog: nosuch" in " ".join(res.output.split())
+
+
+def test_check_config_names_a_missing_local_model_file(tmp_path):
+    conf = tmp_path / "lockgate.yaml"
+    conf.write_text("models:\n  - name: m1\n    upstream: {provider: local, model: " + str(tmp_path / "no.gguf") + "}\n"
+                    "  - name: m2\n    upstream: {provider: local, model: 'bundled:nosuch'}\n")
+    out = refused("check-config", str(conf))  # serve starts on it, and every request to m1 then fails
+    assert f"models.0.upstream.model (line 3): model file not found: {tmp_path / 'no.gguf'}" in out
+    assert "models.1.upstream.model (line 5): unknown bundled model 'nosuch'" in out
+    (tmp_path / "no.gguf").write_bytes(b"GGUF")
+    conf.write_text(conf.read_text().replace("'bundled:nosuch'", "'bundled:smollm2-135m'"))
+    assert runner.invoke(cli, ["check-config", str(conf)]).exit_code == 0

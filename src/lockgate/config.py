@@ -281,6 +281,34 @@ def parse(text: str, where: str = "<config>") -> Config:
     return conf
 
 
+def _model_file_errors(conf: Config) -> list[dict]:
+    """Local deployments whose model file is missing: `serve` starts, but every request to them fails."""
+    from lockgate.providers.local import resolve_model_path
+
+    errors = []
+    for i, m in enumerate(conf.models):
+        for j, up in enumerate(m.deployments):
+            if up.provider != "local":
+                continue
+            try:
+                path = resolve_model_path(up.model)
+            except ValueError as e:
+                errors.append({"loc": ("models", i, "deployments", j, "model"), "msg": str(e)})
+                continue
+            if not path.is_file():
+                errors.append({"loc": ("models", i, "deployments", j, "model"), "msg": f"model file not found: {path}"})
+    return errors
+
+
+def check(path: str | Path) -> Config:
+    """What `lockgate check-config` checks: :func:`load`, and that local deployments' model files exist."""
+    conf = load(path)
+    errors = _model_file_errors(conf)
+    if errors:
+        raise _describe(errors, Path(path).read_text(encoding="utf-8"), str(path))
+    return conf
+
+
 def load(path: str | Path | None) -> Config:
     """Loads a config file, or the embedded default (one bundled local model) when path is None."""
     if path is None:

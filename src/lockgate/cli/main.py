@@ -93,9 +93,9 @@ def migrate() -> None:
 
 @app.command("check-config")
 def check_config(path: str) -> None:
-    """Validate a config file and print the catalog."""
+    """Validate a config file (and that local model files exist) and print the catalog."""
     try:
-        conf = cfg.load(path)
+        conf = cfg.check(path)
     except cfg.ConfigError as e:
         fail(str(e))
     for m in conf.models:
