@@ -128,3 +128,10 @@ def test_out_of_range_and_malformed_values_are_400_or_404_not_500(gateway):
     r = httpx.get(gateway.url + "/admin/v1/usage", params={"since": "notadate"}, headers=h)
     assert r.status_code == 400 and "not a day" in r.json()["error"]["message"]
     assert httpx.get(gateway.url + "/admin/v1/usage", params={"since": "2026-11-01"}, headers=h).status_code == 200
+    # an attestation that has already expired would be recorded and then count for nothing
+    url = gateway.url + "/admin/v1/principals/erin/attestations"
+    r = httpx.post(url, json={"fact": "programs", "value": "glasswing", "expires_at": "2020-01-01T00:00:00Z"}, headers=h)
+    assert r.status_code == 400 and "expires_at: an expiry must be in the future" in r.json()["error"]["message"], r.text
+    assert "glasswing" not in str(principals.get_principal(store, "erin")["attributes"])
+    r = httpx.post(url, json={"fact": "programs", "value": "glasswing", "expires_at": "2099-01-01T00:00:00Z"}, headers=h)
+    assert r.status_code == 201, r.text

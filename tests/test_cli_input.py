@@ -112,6 +112,13 @@ def test_a_bad_attestation_names_the_option():
     assert runner.invoke(cli, ["principals", "add", "ann"]).exit_code == 0
     out = refused("principals", "attest", "ann", "--fact", "bogus", "--value", "US")
     assert "--fact: Input should be 'citizenships'" in out
+    assert "--expires: an expiry must be in the future" in refused(
+        "principals", "attest", "ann", "--fact", "programs", "--value", "glasswing", "--expires", "2020-01-01")
+    assert "--expires 'soon' is not an ISO 8601 date" in refused(
+        "principals", "attest", "ann", "--fact", "programs", "--value", "glasswing", "--expires", "soon")
+    res = runner.invoke(cli, ["principals", "attest", "ann", "--fact", "programs", "--value", "glasswing",
+                              "--expires", "2099-01-01"])
+    assert res.exit_code == 0, res.output
 
 
 def test_listing_the_keys_of_nobody_is_an_error_not_an_empty_list():

@@ -136,3 +136,16 @@ def test_a_malformed_content_part_is_named_not_called_untranslatable(gateway):
     untyped = {**OK_A, "messages": [{"role": "user", "content": [{"text": "hi"}]}]}
     r = post(gateway, "/v1/messages", untyped, headers={"x-api-key": key})
     assert r.status_code == 400 and "needs a type" in anthropic_shape(r)["message"], r.text
+
+
+def test_anthropic_messages_need_content_except_a_final_prefill(gateway):
+    key = {"x-api-key": gateway.key()}
+    for content in ("", []):
+        body = {**OK_A, "messages": [{"role": "user", "content": content}]}
+        r = post(gateway, "/v1/messages", body, headers=key)
+        assert r.status_code == 400 and "messages.0: all messages must have non-empty content" in anthropic_shape(r)["message"]
+    blank_block = {**OK_A, "messages": [{"role": "user", "content": [{"type": "text", "text": ""}]}]}
+    r = post(gateway, "/v1/messages", blank_block, headers=key)
+    assert r.status_code == 400 and "messages.0.content.0: text content blocks must be non-empty" in r.text
+    prefill = {**OK_A, "messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": ""}]}
+    assert post(gateway, "/v1/messages", prefill, headers=key).status_code == 200

@@ -82,7 +82,10 @@ async def attest(request: Request, pid: str, body: dict = Body(...), actor: Acto
         a = AttestationIn.model_validate({"source": f"attestation:{actor.id}", "attested_by": actor.id, **body})
         return await to_thread.run_sync(principals.attest, store(request), pid, a, actor.id)
     except ValidationError as e:
-        raise GatewayError(400, f"Invalid attestation: {e.errors()[0]['msg']}") from None
+        first = e.errors()[0]
+        where = ".".join(map(str, first["loc"])) or "body"
+        raise GatewayError(400, f"Invalid attestation: {where}: {first['msg'].removeprefix('Value error, ')}",
+                           param=where) from None
     except keys.NotFound as e:
         raise GatewayError(404, str(e)) from None
     except ValueError as e:

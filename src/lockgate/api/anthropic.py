@@ -48,6 +48,7 @@ def parse(body: dict) -> ChatRequest:
         reason = reason or why
     messages = []
     for i, m in enumerate(b.messages):
+        _non_empty(m, i, last=i == len(b.messages) - 1)
         text, why = content_text(m.content, f"messages.{i}")
         reason = reason or why
         messages.append(Message(m.role, text))
@@ -56,6 +57,17 @@ def parse(body: dict) -> ChatRequest:
         temperature=b.temperature, top_p=b.top_p, stop=b.stop_sequences or [], stream=b.stream,
         raw=body, passthrough_reason=reason,
     )
+
+
+def _non_empty(m: _Msg, i: int, *, last: bool) -> None:
+    """Anthropic's rule: only a final assistant message (a prefill) may be empty, and no text block may be."""
+    if not m.content and not (last and m.role == "assistant"):
+        raise GatewayError(400, f"Invalid request: messages.{i}: all messages must have non-empty content except for "
+                                "the optional final assistant message", param=f"messages.{i}.content")
+    for j, part in enumerate(m.content if isinstance(m.content, list) else []):
+        if part.get("type") == "text" and part.get("text") == "":
+            raise GatewayError(400, f"Invalid request: messages.{i}.content.{j}: text content blocks must be non-empty",
+                               param=f"messages.{i}.content.{j}.text")
 
 
 def _mid(ctx: RequestContext) -> str:

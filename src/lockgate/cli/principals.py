@@ -98,12 +98,17 @@ def attest(
     from lockgate.identity.attributes import AttestationIn
 
     try:
+        when = datetime.fromisoformat(expires.replace("Z", "+00:00")) if expires else None
+    except ValueError:
+        fail(f"--expires {expires!r} is not an ISO 8601 date or time")
+    option = {"expires_at": "expires", "attested_by": "by"}  # the model's field -> this command's option
+    try:
         a = AttestationIn(fact=fact, value=value, assurance=assurance, reference=reference, attested_by=by,
-                          source=f"attestation:{by or 'cli'}",
-                          expires_at=datetime.fromisoformat(expires.replace("Z", "+00:00")) if expires else None)
+                          source=f"attestation:{by or 'cli'}", expires_at=when)
         p = principals.attest(open_store(), id, a)
-    except ValidationError as e:  # the API's wording: the field, then what it must be
-        fail("; ".join(f"--{'.'.join(map(str, x['loc'])) or 'value'}: {x['msg']}" for x in e.errors()))
+    except ValidationError as e:  # the API's wording: the option, then what it must be
+        fail("; ".join(f"--{option.get(str(x['loc'][0]), x['loc'][0]) if x['loc'] else 'value'}: "
+                       f"{x['msg'].removeprefix('Value error, ')}" for x in e.errors()))
     except ValueError as e:
         fail(str(e))
     except keys.NotFound as e:

@@ -132,3 +132,11 @@ class AttestationIn(BaseModel):
     verified_at: datetime | None = None
     expires_at: datetime | None = None
     extra: dict = Field(default_factory=dict)
+
+    @field_validator("expires_at")
+    @classmethod
+    def _in_the_future(cls, v: datetime | None) -> datetime | None:
+        # an attestation that has already expired counts for nothing: recording it would look like a grant
+        if v is not None and (v if v.tzinfo else v.replace(tzinfo=timezone.utc)) <= datetime.now(timezone.utc):
+            raise ValueError("an expiry must be in the future")
+        return v
