@@ -145,3 +145,12 @@ def test_check_config_names_a_missing_local_model_file(tmp_path):
     (tmp_path / "no.gguf").write_bytes(b"GGUF")
     conf.write_text(conf.read_text().replace("'bundled:nosuch'", "'bundled:smollm2-135m'"))
     assert runner.invoke(cli, ["check-config", str(conf)]).exit_code == 0
+
+
+@pytest.mark.parametrize("var, value", [("LOCKGATE_SAFETY_MEMO", "lots"), ("LOCKGATE_SAFETY_THREADS", "abc"),
+                                        ("LOCKGATE_SAFETY_WORKERS", "-2")])
+def test_a_bad_safety_setting_in_the_environment_is_named(var, value, monkeypatch, tmp_path):
+    monkeypatch.setenv(var, value)
+    assert f"{var} must be a whole number" in refused("serve", "--port", "8999")  # before anything listens
+    (tmp_path / "in.jsonl").write_text('{"id": 1, "text": "hi"}\n')
+    assert f"{var} must be a whole number" in refused("safety", "classify", "--profile", "strict", str(tmp_path / "in.jsonl"))

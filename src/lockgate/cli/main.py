@@ -63,6 +63,13 @@ def serve(
         conf = cfg.load(config)
     except cfg.ConfigError as e:
         fail(str(e))
+    try:  # the safety classifier's environment, read when the app starts: say what is wrong before that
+        from lockgate.safeguards.embed import safety_workers
+        from lockgate.safeguards.memo import memo_size
+
+        safety_workers(), memo_size()
+    except ValueError as e:
+        fail(str(e))
     url = cfg.database_url(conf)
     try:
         store = _open(url)

@@ -46,7 +46,14 @@ def _datasets(path: Optional[Path]) -> Path:
 
 def _classifier(path: Optional[Path], **kw):
     from lockgate.safeguards import Classifier
+    from lockgate.safeguards.embed import safety_workers
+    from lockgate.safeguards.memo import memo_size
 
+    try:  # the environment's settings first, so that a typo there is not blamed on the artefact
+        safety_workers(), memo_size()
+    except ValueError as exc:
+        _err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from exc
     try:
         return Classifier.load(path, **kw)
     except (OSError, ValueError, KeyError) as exc:

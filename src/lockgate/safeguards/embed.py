@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-__all__ = ["MiniLM", "get_minilm", "minilm_pool", "safety_threads", "safety_workers", "EMBED_DIM"]
+__all__ = ["MiniLM", "get_minilm", "minilm_pool", "safety_threads", "safety_workers", "env_count", "EMBED_DIM"]
 
 EMBED_DIM = 384
 _LOCK = threading.Lock()
@@ -22,10 +22,22 @@ _INSTANCE: "MiniLM | None" = None
 _POOL: ThreadPoolExecutor | None = None
 
 
+def env_count(name: str, what: str) -> int:
+    """A whole, non-negative number from the environment (0 when unset), or a ValueError that names it."""
+    raw = os.environ.get(name, "").strip()
+    try:
+        value = int(raw) if raw else 0
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise ValueError(f"{name} must be a whole number of {what}, not {raw!r}")
+    return value
+
+
 def safety_threads() -> int:
     """Torch intra-op threads for MiniLM (``LOCKGATE_SAFETY_THREADS``, default 1: robust under load, a server
     scales by concurrent requests instead)."""
-    return int(os.environ.get("LOCKGATE_SAFETY_THREADS", "0")) or 1
+    return env_count("LOCKGATE_SAFETY_THREADS", "threads") or 1
 
 
 def safety_workers() -> int:
@@ -33,7 +45,7 @@ def safety_workers() -> int:
     the CPUs this process may use divided by ``safety_threads()``, so that workers x threads fill the cores
     without over-subscribing them)."""
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return int(os.environ.get("LOCKGATE_SAFETY_WORKERS", "0")) or max(1, cpus // safety_threads())
+    return env_count("LOCKGATE_SAFETY_WORKERS", "forwards") or max(1, cpus // safety_threads())
 
 
 def minilm_pool() -> ThreadPoolExecutor:

@@ -12,6 +12,8 @@ from typing import Callable
 import numpy as np
 from cachetools import LRUCache
 
+from .embed import env_count
+
 __all__ = ["SegmentMemo", "memo_size"]
 
 DEFAULT_SIZE = 20_000  # segments per stage; a segment is at most ~64 words, so a few MB each
@@ -19,11 +21,9 @@ DEFAULT_SIZE = 20_000  # segments per stage; a segment is at most ~64 words, so 
 
 def memo_size() -> int:
     """Segments remembered per stage (``LOCKGATE_SAFETY_MEMO``; 0 turns the memo off)."""
-    raw = os.environ.get("LOCKGATE_SAFETY_MEMO", "").strip()
-    try:
-        return max(0, int(raw)) if raw else DEFAULT_SIZE
-    except ValueError:
-        raise ValueError(f"LOCKGATE_SAFETY_MEMO must be a whole number of segments, not {raw!r}") from None
+    if not os.environ.get("LOCKGATE_SAFETY_MEMO", "").strip():
+        return DEFAULT_SIZE
+    return env_count("LOCKGATE_SAFETY_MEMO", "segments")
 
 
 class SegmentMemo:
