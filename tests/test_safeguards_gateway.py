@@ -135,3 +135,31 @@ def test_crashing_classifier_fails_closed(gw, monkeypatch):
     assert r.parse().choices[0].finish_reason == "content_filter"
     assert r.headers["lockgate-safeguard"].startswith("domain=None; action=refuse") or \
         "action=refuse" in r.headers["lockgate-safeguard"]
+
+
+def _samples(body: str, name: str) -> dict[str, float]:
+    """``name``'s samples in a Prometheus text body, by their label string."""
+    return {line.split("{", 1)[1].split("}", 1)[0]: float(line.rsplit(" ", 1)[1])
+            for line in body.splitlines() if line.startswith(name + "{")}
+
+
+def test_classifier_time_and_memo_are_metrics(gw):
+    import httpx
+
+    before = httpx.get(gw.url + "/metrics").text
+    r = chat(gw, BENIGN)
+    assert r.status_code == 200
+    list(oa(gw).chat.completions.create(model="leaky-5", stream=True,
+                                        messages=[{"role": "user", "content": "teach me networking"}]))
+    after = httpx.get(gw.url + "/metrics").text
+    count = "lockgate_safeguard_classify_seconds_count"
+    grew = {k: v - _samples(before, count).get(k, 0.0) for k, v in _samples(after, count).items()}
+    assert sum(v for k, v in grew.items() if 'direction="input"' in k) == 2  # one per request
+    assert sum(v for k, v in grew.items() if 'direction="output"' in k) >= 2  # the stream's checks, to the halt
+    assert any('stage="3"' in k and v for k, v in grew.items())  # the leaked ransomware needs the second look
+    # a long answer's later checks re-use the segments its earlier checks scored
+    long = " ".join(f"Step {i}: check the cable, restart the router and write down what the lights show." for i in range(12))
+    list(oa(gw).chat.completions.create(model="fable-5", stream=True, messages=[{"role": "user", "content": long}]))
+    hits = 'result="hit",stage="stage1"'
+    memo = _samples(httpx.get(gw.url + "/metrics").text, "lockgate_safeguard_memo_segments_total")
+    assert memo[hits] > _samples(after, "lockgate_safeguard_memo_segments_total").get(hits, 0.0)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 from fastapi.responses import Response
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily
 
 REQUESTS = Counter("lockgate_requests_total", "Requests by model asked for, model served, and status",
                    ["requested_model", "served_model", "status"])
@@ -16,6 +17,33 @@ LATENCY = Histogram("lockgate_request_duration_seconds", "Time to the end of the
                     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120))
 TOKENS = Counter("lockgate_tokens_total", "Tokens by served model and direction", ["served_model", "direction"])
 COST = Counter("lockgate_cost_usd_total", "Cost in USD at catalog prices, by served model", ["served_model"])
+CLASSIFY = Histogram("lockgate_safeguard_classify_seconds",
+                     "Safety classifier time per judgement: the prompt (input) or one check of an answer (output), "
+                     "by the deepest cascade stage that ran (3: MiniLM)", ["direction", "stage"],
+                     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5))
+
+
+class _MemoCollector:
+    """The classifier's per-segment memo, read at scrape time: segments it answered and segments it scored."""
+
+    def __init__(self) -> None:
+        self.classifier = None
+
+    def describe(self):
+        return [CounterMetricFamily("lockgate_safeguard_memo_segments", "", labels=["stage", "result"])]
+
+    def collect(self):
+        fam = CounterMetricFamily("lockgate_safeguard_memo_segments",
+                                  "Segments the safety classifier's memo answered (hit) or had scored (miss), by stage",
+                                  labels=["stage", "result"])
+        for stage, memo in (getattr(self.classifier, "memo", None) or {}).items():
+            fam.add_metric([stage, "hit"], memo.hits)
+            fam.add_metric([stage, "miss"], memo.misses)
+        yield fam
+
+
+MEMO = _MemoCollector()
+REGISTRY.register(MEMO)
 
 router = APIRouter()
 
@@ -23,6 +51,15 @@ router = APIRouter()
 @router.get("/metrics", include_in_schema=False)
 async def metrics() -> Response:
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+def watch_classifier(classifier) -> None:
+    """The classifier whose memo /metrics reports (the gateway's; the last one started in this process)."""
+    MEMO.classifier = classifier
+
+
+def observe_verdict(direction: str, verdict) -> None:
+    CLASSIFY.labels(direction, str(verdict.stage)).observe(verdict.latency_ms / 1000)
 
 
 def observe(ctx, record: dict) -> None:

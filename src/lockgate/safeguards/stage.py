@@ -13,6 +13,7 @@ from typing import AsyncIterator
 from anyio import to_thread
 from pydantic import BaseModel, ConfigDict, Field
 
+from lockgate.audit import metrics
 from lockgate.chat import Delta, Done, Event, Usage
 from lockgate.context import RequestContext
 from lockgate.pipeline import BaseStage, Skip
@@ -53,6 +54,8 @@ class Safeguards:
                     raise ValueError(f"model {m.name}: unknown safeguard profile {name!r}")
         self.enabled = any(m.safeguards or m.safeguards_by_program for m in gateway.config.models)
         self.classifier = Classifier.load() if self.enabled else None
+        if self.classifier is not None:
+            metrics.watch_classifier(self.classifier)
         self.warm: asyncio.Future | None = None
 
     async def start(self) -> None:
@@ -86,6 +89,7 @@ class Safeguards:
             msgs = [{"role": m.role, "content": m.content} for m in ctx.req.messages]
             call = to_thread.run_sync(self.classifier.classify_conversation, msgs)
             ctx.extra["safety_verdict"] = await asyncio.wait_for(call, self.settings.timeout_ms / 1000)
+            metrics.observe_verdict("input", ctx.extra["safety_verdict"])
         return ctx.extra["safety_verdict"]
 
     async def decide(self, ctx: RequestContext, profile: Profile):
@@ -94,6 +98,11 @@ class Safeguards:
         except Exception as e:  # crash or timeout: the profile's failure mode, never a silent pass
             log.error("input classifier failed: %s", repr(e))
             return profile.decide_error(e)
+
+
+def _observe(mon: StreamMonitor, before) -> None:
+    if mon.last_verdict is not before:  # a check ran and gave a verdict (a crashed one gives none)
+        metrics.observe_verdict("output", mon.last_verdict)
 
 
 def record(ctx: RequestContext, stage: str, d, profile: Profile) -> None:
@@ -163,8 +172,9 @@ class OutputSafeguards(BaseStage):
         async for ev in events:
             if isinstance(ev, Delta):
                 held.append(ev)
-                checks = mon.checks
+                checks, last = mon.checks, mon.last_verdict
                 d = await to_thread.run_sync(mon.feed, ev.text)
+                _observe(mon, last)
                 if d is not None:
                     async for h in self._halt(ctx, d, profile, events, mon):
                         yield h
@@ -174,7 +184,9 @@ class OutputSafeguards(BaseStage):
                         yield h
                     held = []
             else:
+                last = mon.last_verdict
                 d = await to_thread.run_sync(mon.finish)
+                _observe(mon, last)
                 if d is not None:
                     async for h in self._halt(ctx, d, profile, events, mon, ev.usage):
                         yield h
