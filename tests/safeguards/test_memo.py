@@ -44,6 +44,11 @@ def test_the_memo_is_bounded_and_size_zero_turns_it_off():
     memo.rows(["a", "b", "c"], compute)  # "a" is the least recently used and goes
     memo.rows(["a"], compute)
     assert calls[-1] == ["a"]
+    unbounded, calls = SegmentMemo(None), []  # calibration's: every segment scored once, however many
+    compute = _counting(lambda segs: np.zeros((len(segs), 1)), calls)
+    unbounded.rows([str(i) for i in range(5000)], compute)
+    unbounded.rows(["0", "4999"], compute)
+    assert len(calls) == 1
     off, calls = SegmentMemo(0), []
     compute = _counting(lambda segs: np.zeros((len(segs), 1)), calls)
     off.rows(["a"], compute)

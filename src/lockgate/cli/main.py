@@ -64,10 +64,9 @@ def serve(
     except cfg.ConfigError as e:
         fail(str(e))
     try:  # the safety classifier's environment, read when the app starts: say what is wrong before that
-        from lockgate.safeguards.embed import safety_workers
-        from lockgate.safeguards.memo import memo_size
+        from lockgate.safeguards.embed import check_environment
 
-        safety_workers(), memo_size()
+        check_environment()
     except ValueError as e:
         fail(str(e))
     url = cfg.database_url(conf)

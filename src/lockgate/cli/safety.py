@@ -46,11 +46,10 @@ def _datasets(path: Optional[Path]) -> Path:
 
 def _classifier(path: Optional[Path], **kw):
     from lockgate.safeguards import Classifier
-    from lockgate.safeguards.embed import safety_workers
-    from lockgate.safeguards.memo import memo_size
+    from lockgate.safeguards.embed import check_environment
 
     try:  # the environment's settings first, so that a typo there is not blamed on the artefact
-        safety_workers(), memo_size()
+        check_environment()
     except ValueError as exc:
         _err.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from exc

@@ -116,6 +116,7 @@ def calibrate(arrays: dict, meta: dict, calib_ex: list[Example], *, long_benign:
     which give up at most ``long_recall_slack`` of the long calibration positives' recall.
     ``int8``: stage 3's precision, stored in ``meta`` so that the run time scores as calibrated."""
     from .classifier import Classifier
+    from .memo import SegmentMemo
 
     meta["stage3_int8"] = bool(int8)
     # role-play templates often embed harmful example requests of their own, so a "benign payload inside a
@@ -184,15 +185,7 @@ def calibrate(arrays: dict, meta: dict, calib_ex: list[Example], *, long_benign:
     # score here is 0; above it, its full-cascade score
     on = gated(S2, is_long, gate, gate_l)[:, None]
     on_L, on_H = gated(L2, is_long_L, gate, gate_l)[:, None], gated(H2, is_long_H, gate, gate_l)[:, None]
-    tuned_logits, memo = clf.stage3_logits, {}
-
-    def stage3_once(segs: list[str]) -> np.ndarray:  # the mixes below see the same segments: tune once
-        missing = [x for x in dict.fromkeys(segs) if x not in memo]
-        if missing:
-            memo.update(zip(missing, tuned_logits(missing)))
-        return np.stack([memo[x] for x in segs])
-
-    clf.stage3_logits = stage3_once
+    clf.memo["stage3"] = SegmentMemo(None)  # the mixes below see the same segments: run MiniLM once on each
     haspos = posm.any(axis=1)
     hn_any, bn_any = (kinds == "hardneg") & ~haspos, (kinds == "benign") & ~haspos
     best = None

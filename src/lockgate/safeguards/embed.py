@@ -14,7 +14,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-__all__ = ["MiniLM", "get_minilm", "minilm_pool", "safety_threads", "safety_workers", "env_count", "EMBED_DIM"]
+__all__ = ["MiniLM", "get_minilm", "minilm_pool", "safety_threads", "safety_workers", "env_count", "check_environment",
+           "EMBED_DIM"]
 
 EMBED_DIM = 384
 _LOCK = threading.Lock()
@@ -46,6 +47,13 @@ def safety_workers() -> int:
     without over-subscribing them)."""
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     return env_count("LOCKGATE_SAFETY_WORKERS", "forwards") or max(1, cpus // safety_threads())
+
+
+def check_environment() -> None:
+    """Reads every ``LOCKGATE_SAFETY_*`` setting, so that a bad value is named before anything loads."""
+    from .memo import memo_size
+
+    safety_workers(), memo_size()
 
 
 def minilm_pool() -> ThreadPoolExecutor:

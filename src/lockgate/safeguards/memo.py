@@ -27,11 +27,12 @@ def memo_size() -> int:
 
 
 class SegmentMemo:
-    """Bounded LRU from segment text to one output row; thread-safe. ``rows`` computes only the segments
-    it has not seen, in one batch."""
+    """LRU from segment text to one output row, bounded by ``size`` (0: off; None: unbounded, for a
+    calibration run that scores the same segments several times); thread-safe. ``rows`` computes only the
+    segments it has not seen, in one batch."""
 
-    def __init__(self, size: int) -> None:
-        self._cache: LRUCache | None = LRUCache(maxsize=size) if size > 0 else None
+    def __init__(self, size: int | None) -> None:
+        self._cache: dict | LRUCache | None = {} if size is None else LRUCache(maxsize=size) if size > 0 else None
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
@@ -39,9 +40,10 @@ class SegmentMemo:
     def rows(self, segs: list[str], compute: Callable[[list[str]], np.ndarray]) -> np.ndarray:
         if self._cache is None or not segs:
             return compute(segs)
+        unique = list(dict.fromkeys(segs))
         with self._lock:
-            found = {s: self._cache[s] for s in dict.fromkeys(segs) if s in self._cache}
-        missing = [s for s in dict.fromkeys(segs) if s not in found]
+            found = {s: self._cache[s] for s in unique if s in self._cache}
+        missing = [s for s in unique if s not in found]
         if missing:
             # computed outside the lock: two threads may score the same new segment, which is harmless
             new = [row.copy() for row in compute(missing)]  # copies: a view would keep the whole batch alive
