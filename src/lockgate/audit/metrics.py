@@ -29,13 +29,17 @@ class _MemoCollector:
     def __init__(self) -> None:
         self.classifier = None
 
+    @staticmethod
+    def _family() -> CounterMetricFamily:
+        return CounterMetricFamily("lockgate_safeguard_memo_segments",
+                                   "Segments the safety classifier's memo answered (hit) or had scored (miss), by stage",
+                                   labels=["stage", "result"])
+
     def describe(self):
-        return [CounterMetricFamily("lockgate_safeguard_memo_segments", "", labels=["stage", "result"])]
+        return [self._family()]
 
     def collect(self):
-        fam = CounterMetricFamily("lockgate_safeguard_memo_segments",
-                                  "Segments the safety classifier's memo answered (hit) or had scored (miss), by stage",
-                                  labels=["stage", "result"])
+        fam = self._family()
         for stage, memo in (getattr(self.classifier, "memo", None) or {}).items():
             fam.add_metric([stage, "hit"], memo.hits)
             fam.add_metric([stage, "miss"], memo.misses)
